@@ -1,0 +1,300 @@
+//! Elementwise kernels: unary maps, broadcasting binary maps, selection and strided copies.
+//!
+//! Binary maps recognise the broadcast patterns that training produces (same layout; a scalar;
+//! a bias repeated over rows; one value per row) and run them as plain slice loops that the
+//! compiler vectorizes; anything else walks both layouts with a strided iterator.
+
+use super::par_fill;
+use crate::dtype::{Float, WithDType};
+use crate::ops::{BinaryOp, CmpOp, UnaryOp};
+use crate::shape::Layout;
+
+/// Expands `$run!(op)` once per variant with the variant spelled out, so that after inlining
+/// the per-element `match` in the op table disappears.
+macro_rules! for_each_unary {
+    ($op:expr, $run:ident) => {
+        match $op {
+            UnaryOp::Neg => $run!(UnaryOp::Neg),
+            UnaryOp::Exp => $run!(UnaryOp::Exp),
+            UnaryOp::Log => $run!(UnaryOp::Log),
+            UnaryOp::Sqrt => $run!(UnaryOp::Sqrt),
+            UnaryOp::Abs => $run!(UnaryOp::Abs),
+            UnaryOp::Square => $run!(UnaryOp::Square),
+            UnaryOp::Recip => $run!(UnaryOp::Recip),
+            UnaryOp::Relu => $run!(UnaryOp::Relu),
+            UnaryOp::LeakyRelu(a) => $run!(UnaryOp::LeakyRelu(a)),
+            UnaryOp::Gelu => $run!(UnaryOp::Gelu),
+            UnaryOp::GeluTanh => $run!(UnaryOp::GeluTanh),
+            UnaryOp::Sigmoid => $run!(UnaryOp::Sigmoid),
+            UnaryOp::Tanh => $run!(UnaryOp::Tanh),
+            UnaryOp::Softplus => $run!(UnaryOp::Softplus),
+            UnaryOp::Silu => $run!(UnaryOp::Silu),
+            UnaryOp::Powf(e) => $run!(UnaryOp::Powf(e)),
+            UnaryOp::Clamp(a, b) => $run!(UnaryOp::Clamp(a, b)),
+            UnaryOp::Affine(m, a) => $run!(UnaryOp::Affine(m, a)),
+        }
+    };
+}
+
+/// The elements of `layout` in row-major order, in a new vector.
+pub(crate) fn gather_strided<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T> {
+    if let Some(r) = layout.contiguous_range() {
+        return data[r].to_vec();
+    }
+    let n = layout.elem_count();
+    let dims = layout.dims();
+    let strides = layout.strides();
+    // Fast path: the innermost dimension is contiguous, copy it as slices.
+    if let (Some(&inner), Some(&1)) = (dims.last(), strides.last()) {
+        let rank = dims.len();
+        let outer = Layout::new(dims[..rank - 1].to_vec().into(), strides[..rank - 1].to_vec(), layout.offset());
+        let mut out = Vec::with_capacity(n);
+        for start in outer.offsets_from(0) {
+            out.extend_from_slice(&data[start..start + inner]);
+        }
+        return out;
+    }
+    let mut out = Vec::with_capacity(n);
+    out.extend(layout.offsets_from(0).map(|o| data[o]));
+    out
+}
+
+/// `op` applied to every element, as one monomorphized loop per op.
+pub(crate) fn unary<T: Float>(data: &[T], layout: &Layout, op: UnaryOp) -> Vec<T> {
+    let x = super::contiguous_cow(data, layout);
+    let mut out = vec![T::ZERO; x.len()];
+    macro_rules! run {
+        ($o:expr) => {{
+            let o = $o;
+            par_fill(&mut out, |s, c| {
+                let e = s + c.len();
+                for (y, &v) in c.iter_mut().zip(&x[s..e]) {
+                    *y = o.fwd(v);
+                }
+            })
+        }};
+    }
+    for_each_unary!(op, run);
+    out
+}
+
+/// `g * f'(x)` with `y = f(x)`, one fused pass.
+pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    macro_rules! run {
+        ($o:expr) => {{
+            let o = $o;
+            par_fill(&mut out, |s, c| {
+                let e = s + c.len();
+                for (((d, &xv), &yv), &gv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]).zip(&g[s..e]) {
+                    *d = gv * o.grad(xv, yv);
+                }
+            })
+        }};
+    }
+    for_each_unary!(op, run);
+    out
+}
+
+pub(crate) fn binary<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, op: BinaryOp) -> Vec<T> {
+    macro_rules! run {
+        ($o:expr) => {{
+            let o = $o;
+            zip_map(a, la, b, lb, move |x: T, y: T| o.fwd(x, y))
+        }};
+    }
+    match op {
+        BinaryOp::Add => run!(BinaryOp::Add),
+        BinaryOp::Sub => run!(BinaryOp::Sub),
+        BinaryOp::Mul => run!(BinaryOp::Mul),
+        BinaryOp::Div => run!(BinaryOp::Div),
+        BinaryOp::Pow => run!(BinaryOp::Pow),
+        BinaryOp::Maximum => run!(BinaryOp::Maximum),
+        BinaryOp::Minimum => run!(BinaryOp::Minimum),
+    }
+}
+
+pub(crate) fn cmp<T: WithDType>(a: &[T], la: &Layout, b: &[T], lb: &Layout, op: CmpOp) -> Vec<u8> {
+    zip_map(a, la, b, lb, move |x: T, y: T| op.fwd(x, y) as u8)
+}
+
+/// If `l` repeats one contiguous block (leading dimensions have stride 0, the rest are
+/// row-major), the block's length.
+fn repeated_block(l: &Layout) -> Option<usize> {
+    let (dims, strides) = (l.dims(), l.strides());
+    let mut acc = 1;
+    let mut k = dims.len();
+    while k > 0 && (dims[k - 1] == 1 || strides[k - 1] == acc) {
+        acc *= dims[k - 1];
+        k -= 1;
+    }
+    (dims[..k].iter().zip(&strides[..k]).all(|(&d, &s)| s == 0 || d == 1)).then_some(acc)
+}
+
+/// If `l` holds one value per row of length `inner` (trailing dimensions have stride 0, the
+/// leading ones are row-major), `inner`.
+fn value_per_row(l: &Layout) -> Option<usize> {
+    let (dims, strides) = (l.dims(), l.strides());
+    let mut inner = 1;
+    let mut k = dims.len();
+    while k > 0 && (strides[k - 1] == 0 || dims[k - 1] == 1) {
+        inner *= dims[k - 1];
+        k -= 1;
+    }
+    let lead = Layout::new(dims[..k].to_vec().into(), strides[..k].to_vec(), 0);
+    (inner > 1 && lead.is_contiguous()).then_some(inner)
+}
+
+/// `out[i] = f(a[i], b[i])` over two layouts already broadcast to one shape.
+pub(crate) fn zip_map<A, B, O>(
+    a: &[A],
+    la: &Layout,
+    b: &[B],
+    lb: &Layout,
+    f: impl Fn(A, B) -> O + Sync + Copy,
+) -> Vec<O>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    O: Copy + Send + Default,
+{
+    let n = la.elem_count();
+    let mut out = vec![O::default(); n];
+    if n == 0 {
+        return out;
+    }
+    let (ra, rb) = (la.contiguous_range(), lb.contiguous_range());
+    let a_scalar = la.strides().iter().all(|&s| s == 0);
+    let b_scalar = lb.strides().iter().all(|&s| s == 0);
+    match (ra, rb) {
+        (Some(ra), Some(rb)) => {
+            let (a, b) = (&a[ra], &b[rb]);
+            par_fill(&mut out, |s, c| {
+                let e = s + c.len();
+                for ((o, &x), &y) in c.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
+                    *o = f(x, y);
+                }
+            });
+        }
+        (Some(ra), None) if b_scalar => {
+            let (a, y) = (&a[ra], b[lb.offset()]);
+            par_fill(&mut out, |s, c| {
+                let e = s + c.len();
+                for (o, &x) in c.iter_mut().zip(&a[s..e]) {
+                    *o = f(x, y);
+                }
+            });
+        }
+        (None, Some(rb)) if a_scalar => {
+            let (x, b) = (a[la.offset()], &b[rb]);
+            par_fill(&mut out, |s, c| {
+                let e = s + c.len();
+                for (o, &y) in c.iter_mut().zip(&b[s..e]) {
+                    *o = f(x, y);
+                }
+            });
+        }
+        (Some(ra), None) if repeated_block(lb).is_some() => {
+            let block = repeated_block(lb).expect("checked");
+            let (a, b) = (&a[ra], &b[lb.offset()..lb.offset() + block]);
+            par_fill(&mut out, |s, c| blocks(c, s, block, |o, i, j| *o = f(a[i], b[j])));
+        }
+        (None, Some(rb)) if repeated_block(la).is_some() => {
+            let block = repeated_block(la).expect("checked");
+            let (a, b) = (&a[la.offset()..la.offset() + block], &b[rb]);
+            par_fill(&mut out, |s, c| blocks(c, s, block, |o, i, j| *o = f(a[j], b[i])));
+        }
+        (Some(ra), None) if value_per_row(lb).is_some() => {
+            let inner = value_per_row(lb).expect("checked");
+            let (a, boff) = (&a[ra], lb.offset());
+            par_fill(&mut out, |s, c| rows(c, s, inner, |o, i, r| *o = f(a[i], b[boff + r])));
+        }
+        (None, Some(rb)) if value_per_row(la).is_some() => {
+            let inner = value_per_row(la).expect("checked");
+            let (aoff, b) = (la.offset(), &b[rb]);
+            par_fill(&mut out, |s, c| rows(c, s, inner, |o, i, r| *o = f(a[aoff + r], b[i])));
+        }
+        _ => par_fill(&mut out, |s, c| {
+            for ((o, oa), ob) in c.iter_mut().zip(la.offsets_from(s)).zip(lb.offsets_from(s)) {
+                *o = f(a[oa], b[ob]);
+            }
+        }),
+    }
+    out
+}
+
+/// Calls `g(out, i, j)` for each element of `c` (global index `i = start + k`) with `j = i mod
+/// block`, in runs that stay inside one block so the inner loop has no modulo.
+#[inline(always)]
+fn blocks<O>(c: &mut [O], start: usize, block: usize, g: impl Fn(&mut O, usize, usize)) {
+    let mut i = start;
+    let mut rest = c;
+    while !rest.is_empty() {
+        let j0 = i % block;
+        let len = (block - j0).min(rest.len());
+        let (head, tail) = rest.split_at_mut(len);
+        for (k, o) in head.iter_mut().enumerate() {
+            g(o, i + k, j0 + k);
+        }
+        i += len;
+        rest = tail;
+    }
+}
+
+/// Calls `g(out, i, row)` for each element of `c` with `row = i / inner`, in runs of one row.
+#[inline(always)]
+fn rows<O>(c: &mut [O], start: usize, inner: usize, g: impl Fn(&mut O, usize, usize)) {
+    let mut i = start;
+    let mut rest = c;
+    while !rest.is_empty() {
+        let r = i / inner;
+        let len = ((r + 1) * inner - i).min(rest.len());
+        let (head, tail) = rest.split_at_mut(len);
+        for (k, o) in head.iter_mut().enumerate() {
+            g(o, i + k, r);
+        }
+        i += len;
+        rest = tail;
+    }
+}
+
+/// `mask ? a : b` over three layouts broadcast to one shape.
+pub(crate) fn select<T: WithDType + Default>(
+    mask: &[u8],
+    lm: &Layout,
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+) -> Vec<T> {
+    let n = lm.elem_count();
+    let mut out = vec![T::default(); n];
+    par_fill(&mut out, |s, c| {
+        let it = lm.offsets_from(s).zip(la.offsets_from(s)).zip(lb.offsets_from(s));
+        for (o, ((om, oa), ob)) in c.iter_mut().zip(it) {
+            *o = if mask[om] != 0 { a[oa] } else { b[ob] };
+        }
+    });
+    out
+}
+
+/// Writes the elements of `src` (seen through `ls`) into `dst` at the positions of `ld`; both
+/// layouts have one shape.
+pub(crate) fn copy_into<T: WithDType>(src: &[T], ls: &Layout, dst: &mut [T], ld: &Layout) {
+    let rank = ld.dims().len();
+    let inner_contiguous = |l: &Layout| rank > 0 && l.strides()[rank - 1] == 1;
+    if rank > 0 && inner_contiguous(ls) && inner_contiguous(ld) {
+        let inner = ld.dims()[rank - 1];
+        let outer_of = |l: &Layout| {
+            Layout::new(l.dims()[..rank - 1].to_vec().into(), l.strides()[..rank - 1].to_vec(), l.offset())
+        };
+        let (os, od) = (outer_of(ls), outer_of(ld));
+        for (s, d) in os.offsets_from(0).zip(od.offsets_from(0)) {
+            dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
+        }
+        return;
+    }
+    for (s, d) in ls.offsets_from(0).zip(ld.offsets_from(0)) {
+        dst[d] = src[s];
+    }
+}

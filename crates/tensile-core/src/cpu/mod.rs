@@ -1,0 +1,247 @@
+//! The CPU backend: [`BackendStorage`] for [`CpuStorage`].
+//!
+//! Kernels are generic over the element type and monomorphized per dtype and per op (the op
+//! tables live in `crate::ops`); the dtype and op are matched once per call, never per element.
+//! Work is split over rayon in fixed-size chunks: a chunk's result never depends on which thread
+//! ran it or how many threads there are, which is what makes results bit-identical across thread
+//! counts.
+
+mod elementwise;
+mod index;
+mod matmul;
+mod reduce;
+
+use rayon::prelude::*;
+
+use crate::dtype::{DType, Float, WithDType};
+use crate::error::{Error, Result};
+use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::shape::{Layout, Shape};
+use crate::storage::{BackendStorage, CpuStorage, MatmulDims};
+
+/// Below this many elements a kernel runs on the calling thread: waking a worker costs more
+/// than it saves.
+pub(crate) const PAR_MIN: usize = 1 << 15;
+/// Elements per parallel task.
+pub(crate) const CHUNK: usize = 1 << 13;
+
+/// Fills `out` by calling `f(start, chunk)` on consecutive chunks, in parallel when large.
+/// `start` is the index of the chunk's first element in `out`.
+pub(crate) fn par_fill<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    if out.len() >= PAR_MIN && crate::threads::current() > 1 {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
+    } else {
+        f(0, out)
+    }
+}
+
+/// A contiguous slice of the elements of `layout`, borrowed when possible.
+pub(crate) fn contiguous_cow<'a, T: WithDType>(data: &'a [T], layout: &Layout) -> std::borrow::Cow<'a, [T]> {
+    match layout.contiguous_range() {
+        Some(r) => std::borrow::Cow::Borrowed(&data[r]),
+        None => std::borrow::Cow::Owned(elementwise::gather_strided(data, layout)),
+    }
+}
+
+fn unsupported(op: &'static str, dtype: DType, expected: &'static str) -> Error {
+    Error::UnsupportedDType { op, dtype, expected }
+}
+
+/// Runs `$body` with `$v` bound to the float slice, wrapping the `Vec` result back into storage.
+macro_rules! float_map {
+    ($s:expr, $op:literal, |$v:ident| $body:expr) => {
+        match $s {
+            CpuStorage::F32($v) => CpuStorage::F32($body),
+            CpuStorage::F64($v) => CpuStorage::F64($body),
+            other => return Err(unsupported($op, other.dtype(), "f32 or f64")),
+        }
+    };
+}
+
+/// Like `float_map`, for kernels of two (or three) storages of one float dtype.
+macro_rules! float_map2 {
+    ($a:expr, $b:expr, $op:literal, |$x:ident, $y:ident| $body:expr) => {
+        match ($a, $b) {
+            (CpuStorage::F32($x), CpuStorage::F32($y)) => CpuStorage::F32($body),
+            (CpuStorage::F64($x), CpuStorage::F64($y)) => CpuStorage::F64($body),
+            (a, b) if a.dtype() != b.dtype() => {
+                return Err(Error::DTypeMismatch { op: $op, lhs: a.dtype(), rhs: b.dtype() })
+            }
+            (a, _) => return Err(unsupported($op, a.dtype(), "f32 or f64")),
+        }
+    };
+}
+
+/// Runs `$body` for any dtype, wrapping the result.
+macro_rules! any_map {
+    ($s:expr, |$v:ident| $body:expr) => {
+        match $s {
+            CpuStorage::F32($v) => CpuStorage::F32($body),
+            CpuStorage::F64($v) => CpuStorage::F64($body),
+            CpuStorage::U8($v) => CpuStorage::U8($body),
+            CpuStorage::U32($v) => CpuStorage::U32($body),
+        }
+    };
+}
+
+fn index_slice<'a>(op: &'static str, s: &'a CpuStorage) -> Result<&'a [u32]> {
+    match s {
+        CpuStorage::U32(v) => Ok(v),
+        other => Err(unsupported(op, other.dtype(), "u32 indices")),
+    }
+}
+
+fn convert<S: WithDType, D: WithDType>(v: &[S], layout: &Layout) -> Vec<D> {
+    let c = contiguous_cow(v, layout);
+    c.iter().map(|&x| D::from_f64(x.to_f64())).collect()
+}
+
+fn convert_to<S: WithDType>(v: &[S], layout: &Layout, dtype: DType) -> CpuStorage {
+    match dtype {
+        DType::F32 => CpuStorage::F32(convert(v, layout)),
+        DType::F64 => CpuStorage::F64(convert(v, layout)),
+        DType::U8 => CpuStorage::U8(convert(v, layout)),
+        DType::U32 => CpuStorage::U32(convert(v, layout)),
+    }
+}
+
+impl BackendStorage for CpuStorage {
+    fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F64(_) => DType::F64,
+            CpuStorage::U8(_) => DType::U8,
+            CpuStorage::U32(_) => DType::U32,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            CpuStorage::F32(v) => v.len(),
+            CpuStorage::F64(v) => v.len(),
+            CpuStorage::U8(v) => v.len(),
+            CpuStorage::U32(v) => v.len(),
+        }
+    }
+
+    fn copy_strided(&self, layout: &Layout) -> Result<Self> {
+        Ok(any_map!(self, |v| elementwise::gather_strided(v, layout)))
+    }
+
+    fn to_dtype(&self, layout: &Layout, dtype: DType) -> Result<Self> {
+        Ok(match self {
+            CpuStorage::F32(v) => convert_to(v, layout, dtype),
+            CpuStorage::F64(v) => convert_to(v, layout, dtype),
+            CpuStorage::U8(v) => convert_to(v, layout, dtype),
+            CpuStorage::U32(v) => convert_to(v, layout, dtype),
+        })
+    }
+
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        Ok(float_map!(self, "unary", |v| elementwise::unary(v, layout, op)))
+    }
+
+    fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self> {
+        Ok(match (self, y, grad) {
+            (CpuStorage::F32(x), CpuStorage::F32(y), CpuStorage::F32(g)) => {
+                CpuStorage::F32(elementwise::unary_backward(x, y, g, op))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y), CpuStorage::F64(g)) => {
+                CpuStorage::F64(elementwise::unary_backward(x, y, g, op))
+            }
+            (x, _, g) => return Err(Error::DTypeMismatch { op: "unary backward", lhs: x.dtype(), rhs: g.dtype() }),
+        })
+    }
+
+    fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self> {
+        Ok(float_map2!(self, rhs, "binary", |a, b| elementwise::binary(a, l, b, r, op)))
+    }
+
+    fn cmp(&self, l: &Layout, rhs: &Self, r: &Layout, op: CmpOp) -> Result<Self> {
+        let out = match (self, rhs) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => elementwise::cmp(a, l, b, r, op),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => elementwise::cmp(a, l, b, r, op),
+            (CpuStorage::U8(a), CpuStorage::U8(b)) => elementwise::cmp(a, l, b, r, op),
+            (CpuStorage::U32(a), CpuStorage::U32(b)) => elementwise::cmp(a, l, b, r, op),
+            (a, b) => return Err(Error::DTypeMismatch { op: "compare", lhs: a.dtype(), rhs: b.dtype() }),
+        };
+        Ok(CpuStorage::U8(out))
+    }
+
+    fn reduce(&self, layout: &Layout, dims: &[usize], op: ReduceOp) -> Result<Self> {
+        Ok(float_map!(self, "reduce", |v| reduce::reduce(v, layout, dims, op)))
+    }
+
+    fn arg_reduce(&self, layout: &Layout, dim: usize, max: bool) -> Result<Self> {
+        Ok(CpuStorage::U32(match self {
+            CpuStorage::F32(v) => reduce::arg_reduce(v, layout, dim, max),
+            CpuStorage::F64(v) => reduce::arg_reduce(v, layout, dim, max),
+            other => return Err(unsupported("argmax", other.dtype(), "f32 or f64")),
+        }))
+    }
+
+    fn matmul(&self, l: &Layout, rhs: &Self, r: &Layout, dims: &MatmulDims) -> Result<Self> {
+        Ok(float_map2!(self, rhs, "matmul", |a, b| matmul::matmul(a, l, b, r, dims)))
+    }
+
+    fn softmax_last(&self, layout: &Layout, log: bool) -> Result<Self> {
+        Ok(float_map!(self, "softmax", |v| reduce::softmax_last(&contiguous_cow(v, layout), layout.dims(), log)))
+    }
+
+    fn where_cond(&self, m: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout) -> Result<Self> {
+        let CpuStorage::U8(mask) = self else {
+            return Err(unsupported("where_cond", self.dtype(), "a u8 mask"));
+        };
+        Ok(match (a, b) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => CpuStorage::F32(elementwise::select(mask, m, x, al, y, bl)),
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => CpuStorage::F64(elementwise::select(mask, m, x, al, y, bl)),
+            (CpuStorage::U8(x), CpuStorage::U8(y)) => CpuStorage::U8(elementwise::select(mask, m, x, al, y, bl)),
+            (CpuStorage::U32(x), CpuStorage::U32(y)) => CpuStorage::U32(elementwise::select(mask, m, x, al, y, bl)),
+            (x, y) => return Err(Error::DTypeMismatch { op: "where_cond", lhs: x.dtype(), rhs: y.dtype() }),
+        })
+    }
+
+    fn index_select(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self> {
+        let idx = contiguous_cow(index_slice("index_select", idx)?, il);
+        Ok(any_map!(self, |v| index::index_select(&contiguous_cow(v, layout), layout.dims(), &idx, dim)?))
+    }
+
+    fn index_add(&self, idx: &Self, il: &Layout, dim: usize, shape: &Shape) -> Result<Self> {
+        let idx = contiguous_cow(index_slice("index_add", idx)?, il);
+        Ok(float_map!(self, "index_add", |v| index::index_add(v, &idx, dim, shape)?))
+    }
+
+    fn gather(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self> {
+        let idx = contiguous_cow(index_slice("gather", idx)?, il);
+        Ok(any_map!(self, |v| index::gather(&contiguous_cow(v, layout), layout.dims(), &idx, il.dims(), dim)?))
+    }
+
+    fn scatter_add(&self, idx: &Self, il: &Layout, dim: usize, shape: &Shape) -> Result<Self> {
+        let idx = contiguous_cow(index_slice("scatter_add", idx)?, il);
+        Ok(float_map!(self, "scatter_add", |v| index::scatter_add(v, &idx, il.dims(), dim, shape)?))
+    }
+
+    fn copy_into(&self, src: &Layout, dst: &mut Self, dst_layout: &Layout) -> Result<()> {
+        match (self, dst) {
+            (CpuStorage::F32(s), CpuStorage::F32(d)) => elementwise::copy_into(s, src, d, dst_layout),
+            (CpuStorage::F64(s), CpuStorage::F64(d)) => elementwise::copy_into(s, src, d, dst_layout),
+            (CpuStorage::U8(s), CpuStorage::U8(d)) => elementwise::copy_into(s, src, d, dst_layout),
+            (CpuStorage::U32(s), CpuStorage::U32(d)) => elementwise::copy_into(s, src, d, dst_layout),
+            (s, d) => return Err(Error::DTypeMismatch { op: "copy", lhs: s.dtype(), rhs: d.dtype() }),
+        }
+        Ok(())
+    }
+
+    fn full(dtype: DType, n: usize, v: f64) -> Self {
+        match dtype {
+            DType::F32 => CpuStorage::F32(vec![v as f32; n]),
+            DType::F64 => CpuStorage::F64(vec![v; n]),
+            DType::U8 => CpuStorage::U8(vec![v as u8; n]),
+            DType::U32 => CpuStorage::U32(vec![v as u32; n]),
+        }
+    }
+}
+
+/// Unused-generic guard: keeps `Float` in scope for kernels' signatures.
+#[allow(dead_code)]
+fn _assert_float<T: Float>() {}

@@ -1,0 +1,215 @@
+//! Reductions, arg-reductions and the fused softmax.
+//!
+//! Every reduction is brought to the form `[outer, reduced, inner]` (by a permuted copy when the
+//! reduced dimensions are not adjacent). Sums over a long row add fixed blocks of `BLOCK`
+//! elements (eight lanes each, so the loop vectorizes), then add the block sums left to right:
+//! the order depends only on the length, never on the threads, so any thread count gives the
+//! same bits. Column reductions (`inner > 1`) add rows in order, one output element at a time.
+
+use rayon::prelude::*;
+
+use super::PAR_MIN;
+use crate::dtype::Float;
+use crate::ops::ReduceOp;
+use crate::shape::{Layout, Shape};
+
+/// Elements summed sequentially before their partial sum joins the others.
+const BLOCK: usize = 4096;
+
+#[inline]
+fn fold_seq<T: Float>(x: &[T], op: ReduceOp) -> T {
+    match op {
+        ReduceOp::Sum => {
+            let mut acc = [T::ZERO; 8];
+            let chunks = x.chunks_exact(8);
+            let rem = chunks.remainder();
+            for c in chunks {
+                for i in 0..8 {
+                    acc[i] += c[i];
+                }
+            }
+            let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for &v in rem {
+                s += v;
+            }
+            s
+        }
+        ReduceOp::Max => x.iter().fold(T::NEG_INFINITY, |a, &b| a.max(b)),
+        ReduceOp::Min => x.iter().fold(T::INFINITY, |a, &b| a.min(b)),
+    }
+}
+
+#[inline]
+fn combine<T: Float>(a: T, b: T, op: ReduceOp) -> T {
+    match op {
+        ReduceOp::Sum => a + b,
+        ReduceOp::Max => a.max(b),
+        ReduceOp::Min => a.min(b),
+    }
+}
+
+/// One row reduced in the fixed blocked order; the blocks run in parallel when asked.
+fn fold_row<T: Float>(x: &[T], op: ReduceOp, parallel: bool) -> T {
+    if x.len() <= BLOCK {
+        return fold_seq(x, op);
+    }
+    let partials: Vec<T> = if parallel {
+        x.par_chunks(BLOCK).map(|c| fold_seq(c, op)).collect()
+    } else {
+        x.chunks(BLOCK).map(|c| fold_seq(c, op)).collect()
+    };
+    let mut acc = partials[0];
+    for &p in &partials[1..] {
+        acc = combine(acc, p, op);
+    }
+    acc
+}
+
+/// `[outer, red, inner] -> [outer, inner]`.
+fn reduce3<T: Float>(x: &[T], outer: usize, red: usize, inner: usize, op: ReduceOp) -> Vec<T> {
+    let init = match op {
+        ReduceOp::Sum => T::ZERO,
+        ReduceOp::Max => T::NEG_INFINITY,
+        ReduceOp::Min => T::INFINITY,
+    };
+    let mut out = vec![init; outer * inner];
+    if red == 0 || out.is_empty() {
+        return out;
+    }
+    let threads = crate::threads::current();
+    if inner == 1 {
+        let big = x.len() >= PAR_MIN && threads > 1;
+        if big && outer >= 2 * threads {
+            out.par_iter_mut().enumerate().for_each(|(o, y)| *y = fold_row(&x[o * red..(o + 1) * red], op, false));
+        } else {
+            for (o, y) in out.iter_mut().enumerate() {
+                *y = fold_row(&x[o * red..(o + 1) * red], op, big);
+            }
+        }
+        return out;
+    }
+    // Column reduction: each output element accumulates its column top to bottom.
+    let run = |s: usize, c: &mut [T]| {
+        let mut i = s;
+        let mut rest = c;
+        while !rest.is_empty() {
+            let (o, j0) = (i / inner, i % inner);
+            let len = (inner - j0).min(rest.len());
+            let (seg, tail) = rest.split_at_mut(len);
+            let base = o * red * inner + j0;
+            for r in 0..red {
+                let row = &x[base + r * inner..base + r * inner + len];
+                match op {
+                    ReduceOp::Sum => seg.iter_mut().zip(row).for_each(|(a, &b)| *a += b),
+                    ReduceOp::Max => seg.iter_mut().zip(row).for_each(|(a, &b)| *a = a.max(b)),
+                    ReduceOp::Min => seg.iter_mut().zip(row).for_each(|(a, &b)| *a = a.min(b)),
+                }
+            }
+            i += len;
+            rest = tail;
+        }
+    };
+    if x.len() >= PAR_MIN {
+        // Chunk by output elements so every worker reads whole columns.
+        let per = (PAR_MIN / red).max(64);
+        if out.len() > per && threads > 1 {
+            out.par_chunks_mut(per).enumerate().for_each(|(k, c)| run(k * per, c));
+            return out;
+        }
+    }
+    run(0, &mut out);
+    out
+}
+
+/// Reduces the sorted `dims` of `layout`; the result is contiguous in the keepdim shape.
+pub(crate) fn reduce<T: Float>(data: &[T], layout: &Layout, dims: &[usize], op: ReduceOp) -> Vec<T> {
+    let shape = layout.dims();
+    if dims.is_empty() {
+        return super::elementwise::gather_strided(data, layout);
+    }
+    let adjacent = dims.windows(2).all(|w| w[1] == w[0] + 1);
+    if adjacent {
+        let (k1, k2) = (dims[0], dims[dims.len() - 1] + 1);
+        let outer = shape[..k1].iter().product();
+        let red = shape[k1..k2].iter().product();
+        let inner = shape[k2..].iter().product();
+        let x = super::contiguous_cow(data, layout);
+        return reduce3(&x, outer, red, inner, op);
+    }
+    let mut perm: Vec<usize> = (0..shape.len()).filter(|d| !dims.contains(d)).collect();
+    let outer = perm.iter().map(|&d| shape[d]).product();
+    perm.extend_from_slice(dims);
+    let red = dims.iter().map(|&d| shape[d]).product();
+    let x = super::elementwise::gather_strided(data, &layout.permute(&perm));
+    reduce3(&x, outer, red, 1, op)
+}
+
+/// Index of the first extreme element along `dim` (NaN counts as extreme).
+pub(crate) fn arg_reduce<T: Float>(data: &[T], layout: &Layout, dim: usize, max: bool) -> Vec<u32> {
+    let rank = layout.dims().len();
+    let mut perm: Vec<usize> = (0..rank).filter(|&d| d != dim).collect();
+    perm.push(dim);
+    let x = super::elementwise::gather_strided(data, &layout.permute(&perm));
+    let len = layout.dims()[dim];
+    x.chunks(len)
+        .map(|row| {
+            let mut best = 0;
+            for (i, &v) in row.iter().enumerate() {
+                let b = row[best];
+                if b.is_nan() {
+                    break;
+                }
+                if v.is_nan() || (max && v > b) || (!max && v < b) {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// Softmax (or log-softmax) of each row of the contiguous `x` of shape `dims`.
+pub(crate) fn softmax_last<T: Float>(x: &[T], dims: &[usize], log: bool) -> Vec<T> {
+    let n = Shape::from(dims).elem_count();
+    let len = dims.last().copied().unwrap_or(1);
+    let mut out = vec![T::ZERO; n];
+    if n == 0 || len == 0 {
+        return out;
+    }
+    let row = |xr: &[T], yr: &mut [T]| {
+        let m = xr.iter().fold(T::NEG_INFINITY, |a, &b| a.max(b));
+        // A row of -inf would give (-inf) - (-inf) = NaN; shift by 0 instead (result: NaN-free
+        // for finite rows, and the same NaN PyTorch gives for an all -inf row).
+        let m = if m.is_finite() { m } else { T::ZERO };
+        if log {
+            let mut s = T::ZERO;
+            for &v in xr {
+                s += (v - m).exp();
+            }
+            let lse = m + s.ln();
+            for (y, &v) in yr.iter_mut().zip(xr) {
+                *y = v - lse;
+            }
+        } else {
+            let mut s = T::ZERO;
+            for (y, &v) in yr.iter_mut().zip(xr) {
+                *y = (v - m).exp();
+                s += *y;
+            }
+            let inv = T::ONE / s;
+            for y in yr.iter_mut() {
+                *y = *y * inv;
+            }
+        }
+    };
+    let rows_per_task = (super::CHUNK / len).max(1);
+    let task = rows_per_task * len;
+    if n >= PAR_MIN && crate::threads::current() > 1 {
+        out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(yc, xc)| {
+            yc.chunks_mut(len).zip(xc.chunks(len)).for_each(|(y, x)| row(x, y));
+        });
+    } else {
+        out.chunks_mut(len).zip(x.chunks(len)).for_each(|(y, x)| row(x, y));
+    }
+    out
+}

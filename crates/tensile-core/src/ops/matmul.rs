@@ -1,0 +1,58 @@
+//! Matrix products: `[..., M, K] @ [..., K, N] -> [..., M, N]`, batch dimensions broadcast as in
+//! NumPy, 1-D operands promoted as in `torch.matmul`. Transposed operands are views: the GEMM
+//! kernel reads any row and column strides, so `a.t()` never copies.
+
+use crate::error::{Error, Result};
+use crate::ops::Op;
+use crate::shape::Shape;
+use crate::storage::{BackendStorage, MatmulDims};
+use crate::tensor::Tensor;
+
+/// `d(A@B)`: `dA = G @ Bᵀ`, `dB = Aᵀ @ G`, each summed back over broadcast batch dimensions.
+pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let ga = if a.tracks_grad() { Some(g.matmul(&b.t()?)?.sum_to(a.shape())?) } else { None };
+    let gb = if b.tracks_grad() { Some(a.t()?.matmul(g)?.sum_to(b.shape())?) } else { None };
+    Ok(vec![ga, gb])
+}
+
+impl Tensor {
+    /// Matrix product with NumPy batch broadcasting. `[M, K] @ [K, N] -> [M, N]`;
+    /// `[B, M, K] @ [K, N] -> [B, M, N]`; a 1-D left operand is a row, a 1-D right one a column,
+    /// and the added dimension is removed from the result.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        match (self.rank(), rhs.rank()) {
+            (0, _) | (_, 0) => crate::error::invalid("matmul", "operands must have at least one dimension"),
+            // `[1, K] @ [K]` is already `[1]`: only the added row is left to remove.
+            (1, 1) => self.unsqueeze(0)?.matmul(rhs)?.squeeze(0),
+            (1, _) => self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2),
+            (_, 1) => self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1),
+            _ => self.matmul_nd(rhs),
+        }
+    }
+
+    fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.require_float("matmul")?;
+        if self.dtype() != rhs.dtype() {
+            return Err(Error::DTypeMismatch { op: "matmul", lhs: self.dtype(), rhs: rhs.dtype() });
+        }
+        let (ra, rb) = (self.rank(), rhs.rank());
+        let (m, k) = (self.dims()[ra - 2], self.dims()[ra - 1]);
+        let (k2, n) = (rhs.dims()[rb - 2], rhs.dims()[rb - 1]);
+        if k != k2 {
+            return Err(Error::ShapeMismatch { op: "matmul", lhs: self.shape().clone(), rhs: rhs.shape().clone() });
+        }
+        let batch =
+            Shape::broadcast("matmul", &Shape::from(&self.dims()[..ra - 2]), &Shape::from(&rhs.dims()[..rb - 2]))?;
+        let with = |x: usize, y: usize| {
+            let mut d = batch.dims().to_vec();
+            d.extend([x, y]);
+            Shape::new(d)
+        };
+        let l = self.layout().broadcast_to("matmul", &with(m, k))?;
+        let r = rhs.layout().broadcast_to("matmul", &with(k, n))?;
+        let dims = MatmulDims { batch: batch.clone(), m, k, n };
+        let storage = self.storage().matmul(&l, &rhs.storage(), &r, &dims)?;
+        let out = Tensor::from_storage(storage, with(m, n), self.device());
+        Ok(out.with_op(|| Op::Matmul(self.clone(), rhs.clone()), &[self, rhs]))
+    }
+}

@@ -1,0 +1,86 @@
+//! Tensor operations, each family in its own file with its forward and its gradient rule side by
+//! side. [`Op`] records how a tensor was made; [`Op::backward`] is the gradient table: one line
+//! per op, dispatching to the rule written next to that op's forward.
+//!
+//! Derived operations (`sub` of a scalar, `mean`, `var`, `stack`, `square`…) are built from
+//! primitives and need no rule of their own. Ops without a gradient (comparisons, argmax) never
+//! record an `Op`.
+
+pub(crate) mod binary;
+pub(crate) mod index;
+pub(crate) mod matmul;
+pub(crate) mod reduce;
+pub(crate) mod shape;
+pub(crate) mod softmax;
+pub(crate) mod unary;
+
+pub use binary::{BinaryOp, CmpOp};
+pub use reduce::ReduceOp;
+pub use unary::UnaryOp;
+
+use crate::Tensor;
+use crate::error::Result;
+
+/// How a tensor was computed from its inputs (only recorded while gradients are tracked).
+#[derive(Clone)]
+pub(crate) enum Op {
+    Unary(Tensor, UnaryOp),
+    Binary(Tensor, Tensor, BinaryOp),
+    Reduce(Tensor, ReduceOp, Vec<usize>),
+    Matmul(Tensor, Tensor),
+    Softmax(Tensor, usize, bool),
+    /// Any view or copy whose gradient is the output gradient reshaped to the input's shape
+    /// (reshape, squeeze, unsqueeze, contiguous).
+    Reshape(Tensor),
+    Permute(Tensor, Vec<usize>),
+    Broadcast(Tensor),
+    Narrow(Tensor, usize, usize),
+    Pad(Tensor, Vec<(usize, usize)>),
+    Cat(Vec<Tensor>, usize),
+    IndexSelect(Tensor, Tensor, usize),
+    Gather(Tensor, Tensor, usize),
+    Where(Tensor, Tensor, Tensor),
+    ToDType(Tensor),
+}
+
+impl Op {
+    /// The inputs that gradients flow to (index tensors and masks included; they never track).
+    pub(crate) fn inputs(&self) -> Vec<&Tensor> {
+        match self {
+            Op::Unary(a, _)
+            | Op::Reduce(a, _, _)
+            | Op::Softmax(a, _, _)
+            | Op::Reshape(a)
+            | Op::Permute(a, _)
+            | Op::Broadcast(a)
+            | Op::Narrow(a, _, _)
+            | Op::Pad(a, _)
+            | Op::ToDType(a) => vec![a],
+            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
+            Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => vec![a, i],
+            Op::Where(m, a, b) => vec![m, a, b],
+            Op::Cat(ts, _) => ts.iter().collect(),
+        }
+    }
+
+    /// The gradient of each input (in [`Op::inputs`] order) given the gradient of the output.
+    pub(crate) fn backward(&self, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        match self {
+            Op::Unary(x, op) => unary::backward(x, out, g, *op),
+            Op::Binary(a, b, op) => binary::backward(a, b, out, g, *op),
+            Op::Reduce(x, op, dims) => reduce::backward(x, out, g, *op, dims),
+            Op::Matmul(a, b) => matmul::backward(a, b, g),
+            Op::Softmax(_, dim, log) => softmax::backward(out, g, *dim, *log),
+            Op::Reshape(x) => Ok(vec![Some(g.reshape(x.shape())?)]),
+            Op::Permute(_, perm) => shape::permute_backward(g, perm),
+            Op::Broadcast(x) => Ok(vec![Some(g.sum_to(x.shape())?)]),
+            Op::Narrow(x, dim, start) => shape::narrow_backward(x, g, *dim, *start),
+            Op::Pad(_, pads) => shape::pad_backward(g, pads),
+            Op::Cat(ts, dim) => shape::cat_backward(ts, g, *dim),
+            Op::IndexSelect(x, idx, dim) => index::index_select_backward(x, idx, g, *dim),
+            Op::Gather(x, idx, dim) => index::gather_backward(x, idx, g, *dim),
+            Op::Where(m, a, b) => index::where_backward(m, a, b, g),
+            Op::ToDType(x) => Ok(vec![Some(g.to_dtype(x.dtype())?)]),
+        }
+    }
+}

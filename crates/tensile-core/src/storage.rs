@@ -1,0 +1,144 @@
+//! Tensor storage and the backend interface.
+//!
+//! [`Storage`] is an enum over devices and [`CpuStorage`] an enum over element types. Every
+//! kernel a tensor op needs is a method of the internal [`BackendStorage`] trait, so when a second
+//! backend (CUDA) is added the compiler lists every op it still has to cover. Kernels never see
+//! autodiff: they take storages and layouts and return new contiguous storages.
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::shape::{Layout, Shape};
+
+/// Host memory holding a tensor's elements.
+#[derive(Debug, Clone)]
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    U8(Vec<u8>),
+    U32(Vec<u32>),
+}
+
+/// A tensor's memory on some device.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Cpu(CpuStorage),
+}
+
+/// Sizes of a (batched) matrix product: `batch` lists the broadcast batch dimensions.
+#[derive(Debug, Clone)]
+pub(crate) struct MatmulDims {
+    pub batch: Shape,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// What every backend implements. Layouts passed to binary kernels are already broadcast to the
+/// output shape; every returned storage is contiguous in row-major order.
+pub(crate) trait BackendStorage: Sized {
+    fn dtype(&self) -> DType;
+    fn len(&self) -> usize;
+    /// The elements of `layout` gathered into a new contiguous storage.
+    fn copy_strided(&self, layout: &Layout) -> Result<Self>;
+    fn to_dtype(&self, layout: &Layout, dtype: DType) -> Result<Self>;
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self>;
+    /// `grad * d op(x) / dx`, with `y = op(x)` given for rules that are cheaper through it;
+    /// all three are contiguous and of one shape.
+    fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self>;
+    fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self>;
+    fn cmp(&self, l: &Layout, rhs: &Self, r: &Layout, op: CmpOp) -> Result<Self>;
+    /// Reduces the sorted `dims`; the result has the keepdim shape.
+    fn reduce(&self, layout: &Layout, dims: &[usize], op: ReduceOp) -> Result<Self>;
+    /// Index of the largest (or smallest) element along `dim` (u32, keepdim shape).
+    fn arg_reduce(&self, layout: &Layout, dim: usize, max: bool) -> Result<Self>;
+    fn matmul(&self, l: &Layout, rhs: &Self, r: &Layout, dims: &MatmulDims) -> Result<Self>;
+    /// Softmax or log-softmax over the last dimension of contiguous data.
+    fn softmax_last(&self, layout: &Layout, log: bool) -> Result<Self>;
+    fn where_cond(&self, m: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout) -> Result<Self>;
+    fn index_select(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self>;
+    /// Adds the slices of `src` (shape of an `index_select` result) into a zero tensor of `shape`.
+    fn index_add(&self, idx: &Self, il: &Layout, dim: usize, shape: &Shape) -> Result<Self>;
+    fn gather(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self>;
+    /// Adds `self` (shape of a `gather` result) into a zero tensor of `shape` at `idx`.
+    fn scatter_add(&self, idx: &Self, il: &Layout, dim: usize, shape: &Shape) -> Result<Self>;
+    /// Writes the elements of `self` seen through `src` into `dst` seen through `dst_layout`.
+    fn copy_into(&self, src: &Layout, dst: &mut Self, dst_layout: &Layout) -> Result<()>;
+    /// A new contiguous storage of `n` elements all equal to `v`.
+    fn full(dtype: DType, n: usize, v: f64) -> Self;
+}
+
+impl Storage {
+    pub(crate) fn cpu(&self) -> &CpuStorage {
+        match self {
+            Storage::Cpu(s) => s,
+        }
+    }
+    pub(crate) fn cpu_mut(&mut self) -> &mut CpuStorage {
+        match self {
+            Storage::Cpu(s) => s,
+        }
+    }
+}
+
+// One arm per device; with a single device this is pure forwarding, and a second device makes
+// each method a two-arm match (mixed devices are rejected at the tensor level before this).
+impl BackendStorage for Storage {
+    fn dtype(&self) -> DType {
+        self.cpu().dtype()
+    }
+    fn len(&self) -> usize {
+        self.cpu().len()
+    }
+    fn copy_strided(&self, layout: &Layout) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().copy_strided(layout)?))
+    }
+    fn to_dtype(&self, layout: &Layout, dtype: DType) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().to_dtype(layout, dtype)?))
+    }
+    fn unary(&self, layout: &Layout, op: UnaryOp) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().unary(layout, op)?))
+    }
+    fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().unary_backward(y.cpu(), grad.cpu(), op)?))
+    }
+    fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().binary(l, rhs.cpu(), r, op)?))
+    }
+    fn cmp(&self, l: &Layout, rhs: &Self, r: &Layout, op: CmpOp) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().cmp(l, rhs.cpu(), r, op)?))
+    }
+    fn reduce(&self, layout: &Layout, dims: &[usize], op: ReduceOp) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().reduce(layout, dims, op)?))
+    }
+    fn arg_reduce(&self, layout: &Layout, dim: usize, max: bool) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().arg_reduce(layout, dim, max)?))
+    }
+    fn matmul(&self, l: &Layout, rhs: &Self, r: &Layout, dims: &MatmulDims) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().matmul(l, rhs.cpu(), r, dims)?))
+    }
+    fn softmax_last(&self, layout: &Layout, log: bool) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().softmax_last(layout, log)?))
+    }
+    fn where_cond(&self, m: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().where_cond(m, a.cpu(), al, b.cpu(), bl)?))
+    }
+    fn index_select(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().index_select(layout, idx.cpu(), il, dim)?))
+    }
+    fn index_add(&self, idx: &Self, il: &Layout, dim: usize, shape: &Shape) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().index_add(idx.cpu(), il, dim, shape)?))
+    }
+    fn gather(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().gather(layout, idx.cpu(), il, dim)?))
+    }
+    fn scatter_add(&self, idx: &Self, il: &Layout, dim: usize, shape: &Shape) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().scatter_add(idx.cpu(), il, dim, shape)?))
+    }
+    fn copy_into(&self, src: &Layout, dst: &mut Self, dst_layout: &Layout) -> Result<()> {
+        self.cpu().copy_into(src, dst.cpu_mut(), dst_layout)
+    }
+    fn full(dtype: DType, n: usize, v: f64) -> Self {
+        Storage::Cpu(CpuStorage::full(dtype, n, v))
+    }
+}

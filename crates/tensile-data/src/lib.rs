@@ -1,0 +1,32 @@
+//! tensile-data: tables in, seeded batches of row indices out.
+//!
+//! The path through this crate follows the data: a reader ([`read_csv`], or the built-in
+//! [`digits`]) makes a [`Dataset`]; [`train_validation_split`] divides its rows; a
+//! [`Standardizer`] is fitted on the training rows only; a [`Loader`] deals the training rows out
+//! in seeded, shuffled batches; [`Dataset::gather`] copies each batch into reusable `Vec`
+//! buffers. This crate knows nothing of models, training or the CLI, and makes no tensors: the
+//! training crate turns the buffers into tensors. Its only link to tensile-core is
+//! [`tensile_core::Rng`], so every random choice here comes from the run's seed.
+//!
+//! Shape notation in docs, matching tensile-core's: N rows in a dataset, D features per row, B rows
+//! in a batch.
+//! Feature buffers are always row-major.
+//!
+//! Module map, in data order: `error` (the [`Error`] type), `dataset`, `csv`, `builtin`,
+//! `split`, `preprocess`, `loader`.
+
+mod builtin;
+mod csv;
+mod dataset;
+mod error;
+mod loader;
+mod preprocess;
+mod split;
+
+pub use crate::builtin::digits;
+pub use crate::csv::{MAX_INFERRED_CLASSES, Task, read_csv, read_csv_from};
+pub use crate::dataset::{Dataset, Targets};
+pub use crate::error::{Error, Result};
+pub use crate::loader::{Epoch, Loader, LoaderState};
+pub use crate::preprocess::Standardizer;
+pub use crate::split::train_validation_split;

@@ -1,0 +1,96 @@
+//! The [`Module`] trait and sequential composition.
+//!
+//! A module maps a tensor to a tensor and owns named parameters: leaf tensors made with
+//! `requires_grad()`. Their names are stable dotted paths (`0.weight`, `encoder.1.bias`) used as
+//! keys in saved weights and by optimizers' parameter groups. Parameters keep their identity for
+//! the whole run (optimizers update their storage in place), so gradients from
+//! [`tensile_core::GradStore`] find them by tensor id.
+
+use tensile_core::Tensor;
+
+use crate::error::Result;
+
+/// A layer or a model.
+pub trait Module: Send {
+    /// Computes the output for input `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Calls `f(name, parameter)` for each parameter, names prefixed by `prefix` (`""` at the
+    /// top). The order is fixed: it is the order of saved weights and optimizer state.
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor));
+
+    /// Switches between training and evaluation behaviour (dropout, batch norm).
+    fn set_training(&mut self, _training: bool) {}
+
+    /// A short lower-case name for summaries (`linear`, `relu`, `sequential`).
+    fn kind(&self) -> &'static str;
+}
+
+/// Joins a prefix and a name with a dot, leaving out an empty prefix.
+pub fn join_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}
+
+/// Every parameter of `m` with its dotted name, in visiting order.
+pub fn named_parameters(m: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    m.visit_params("", &mut |name, t| out.push((name.to_string(), t.clone())));
+    out
+}
+
+/// Number of trainable scalars in `m`.
+pub fn parameter_count(m: &dyn Module) -> usize {
+    named_parameters(m).iter().map(|(_, t)| t.elem_count()).sum()
+}
+
+/// Modules applied one after another; parameters are named by position (`0.weight`).
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Sequential { layers: Vec::new() }
+    }
+    /// Appends a layer (builder style).
+    pub fn with(mut self, layer: impl Module + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+    pub fn push(&mut self, layer: Box<dyn Module>) {
+        self.layers.push(layer);
+    }
+    pub fn layers(&self) -> &[Box<dyn Module>] {
+        &self.layers
+    }
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_params(&join_name(prefix, &i.to_string()), f);
+        }
+    }
+    fn set_training(&mut self, training: bool) {
+        for layer in &mut self.layers {
+            layer.set_training(training);
+        }
+    }
+    fn kind(&self) -> &'static str {
+        "sequential"
+    }
+}
