@@ -85,6 +85,9 @@ impl Tensor {
         if !self.tracks_grad() {
             return Err(Error::NoGraph);
         }
+        if self.graph_freed() {
+            return Err(Error::GraphFreed);
+        }
         if grad.shape() != self.shape() {
             return Err(Error::ShapeMismatch { op: "backward", lhs: self.shape().clone(), rhs: grad.shape().clone() });
         }

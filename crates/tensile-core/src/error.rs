@@ -38,6 +38,9 @@ pub enum Error {
 
     #[error("backward: the tensor does not require gradients (no input was created with requires_grad)")]
     NoGraph,
+
+    #[error("backward: this graph was already used by an earlier backward() and has been freed")]
+    GraphFreed,
 }
 
 /// `Result` with tensile-core's [`Error`].

@@ -7,7 +7,7 @@
 
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp, Window2d};
 use crate::shape::{Layout, Shape};
 
 /// Host memory holding a tensor's elements.
@@ -66,6 +66,10 @@ pub(crate) trait BackendStorage: Sized {
     fn copy_into(&self, src: &Layout, dst: &mut Self, dst_layout: &Layout) -> Result<()>;
     /// A new contiguous storage of `n` elements all equal to `v`.
     fn full(dtype: DType, n: usize, v: f64) -> Self;
+    /// im2col of contiguous `[B, C, H, W]` into `[B, C, KH·KW, OH·OW]`.
+    fn unfold2d(&self, layout: &Layout, win: &Window2d) -> Result<Self>;
+    /// col2im: the adjoint of `unfold2d`, summing the contiguous columns `self` into `shape`.
+    fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self>;
 }
 
 impl Storage {
@@ -140,5 +144,11 @@ impl BackendStorage for Storage {
     }
     fn full(dtype: DType, n: usize, v: f64) -> Self {
         Storage::Cpu(CpuStorage::full(dtype, n, v))
+    }
+    fn unfold2d(&self, layout: &Layout, win: &Window2d) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().unfold2d(layout, win)?))
+    }
+    fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().fold2d(shape, win)?))
     }
 }

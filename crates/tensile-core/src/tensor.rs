@@ -49,12 +49,13 @@ pub(crate) struct Inner {
     id: TensorId,
     storage: Arc<RwLock<Storage>>,
     layout: Layout,
-    dtype: DType,
     device: Device,
     /// Taken (set to `None`) by `backward`, which is what frees the graph.
     op: Mutex<Option<Op>>,
     /// Whether gradients flow to or through this tensor.
     track: bool,
+    /// Set once `backward` has taken this tensor's op: its graph is gone.
+    freed: std::sync::atomic::AtomicBool,
 }
 
 /// An n-dimensional array of numbers on a device, with reverse-mode autodiff.
@@ -66,15 +67,14 @@ impl Tensor {
 
     pub(crate) fn from_storage(storage: Storage, shape: Shape, device: Device) -> Tensor {
         debug_assert_eq!(storage.len(), shape.elem_count());
-        let dtype = storage.dtype();
         Tensor(Arc::new(Inner {
             id: TensorId::new(),
             storage: Arc::new(RwLock::new(storage)),
             layout: Layout::contiguous(shape),
-            dtype,
             device,
             op: Mutex::new(None),
             track: false,
+            freed: Default::default(),
         }))
     }
 
@@ -84,10 +84,10 @@ impl Tensor {
             id: TensorId::new(),
             storage: self.0.storage.clone(),
             layout,
-            dtype: self.0.dtype,
             device: self.0.device,
             op: Mutex::new(None),
             track: false,
+            freed: Default::default(),
         }))
     }
 
@@ -174,10 +174,10 @@ impl Tensor {
             id: TensorId::new(),
             storage: self.0.storage.clone(),
             layout: self.0.layout.clone(),
-            dtype: self.0.dtype,
             device: self.0.device,
             op: Mutex::new(None),
-            track: self.0.dtype.is_float(),
+            track: self.dtype().is_float(),
+            freed: Default::default(),
         }))
     }
     /// The same values, cut from the graph: gradients do not flow through the result.
@@ -196,7 +196,15 @@ impl Tensor {
         self.0.op.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     pub(crate) fn take_op(&self) -> Option<Op> {
-        self.0.op.lock().unwrap_or_else(|e| e.into_inner()).take()
+        let op = self.0.op.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if op.is_some() {
+            self.0.freed.store(true, Ordering::Relaxed);
+        }
+        op
+    }
+    /// Whether a backward pass has already consumed this tensor's graph.
+    pub(crate) fn graph_freed(&self) -> bool {
+        self.0.freed.load(Ordering::Relaxed)
     }
 
     // ---- accessors ------------------------------------------------------------------------
@@ -220,8 +228,9 @@ impl Tensor {
     pub fn elem_count(&self) -> usize {
         self.0.layout.elem_count()
     }
+    /// The element type. Read from the storage, because [`Tensor::cast_`] may change it.
     pub fn dtype(&self) -> DType {
-        self.0.dtype
+        self.storage().dtype()
     }
     pub fn device(&self) -> Device {
         self.0.device
@@ -253,7 +262,7 @@ impl Tensor {
     /// The elements in row-major order. `T` must match the dtype.
     pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
         let s = self.storage();
-        let data = T::slice(s.cpu()).ok_or(Error::DTypeMismatch { op: "to_vec", lhs: self.dtype(), rhs: T::DTYPE })?;
+        let data = T::slice(s.cpu()).ok_or(Error::DTypeMismatch { op: "to_vec", lhs: s.dtype(), rhs: T::DTYPE })?;
         match self.layout().contiguous_range() {
             Some(r) => Ok(data[r].to_vec()),
             None => Ok(self.layout().offsets_from(0).map(|o| data[o]).collect()),
@@ -280,11 +289,9 @@ impl Tensor {
         if !whole {
             return crate::error::invalid("update_", "the tensor must own all of its storage contiguously");
         }
-        let data = T::slice_mut(s.cpu_mut()).ok_or(Error::DTypeMismatch {
-            op: "update_",
-            lhs: self.dtype(),
-            rhs: T::DTYPE,
-        })?;
+        let found = s.dtype();
+        let data =
+            T::slice_mut(s.cpu_mut()).ok_or(Error::DTypeMismatch { op: "update_", lhs: found, rhs: T::DTYPE })?;
         Ok(f(data))
     }
 
@@ -293,7 +300,7 @@ impl Tensor {
         if let Some(r) = self.layout().contiguous_range() {
             let s = self.storage();
             let data =
-                T::slice(s.cpu()).ok_or(Error::DTypeMismatch { op: "with_slice", lhs: self.dtype(), rhs: T::DTYPE })?;
+                T::slice(s.cpu()).ok_or(Error::DTypeMismatch { op: "with_slice", lhs: s.dtype(), rhs: T::DTYPE })?;
             return Ok(f(&data[r]));
         }
         let v = self.to_vec::<T>()?;
@@ -318,6 +325,22 @@ impl Tensor {
             return crate::error::invalid("assign_", "the tensor must own all of its storage contiguously");
         }
         *s = new;
+        Ok(())
+    }
+
+    /// Converts the elements to `dtype` in place, like PyTorch's `module.double()`: every handle
+    /// and view of this storage sees the new dtype. The tensor must own its whole storage
+    /// contiguously (a parameter or a buffer); use it between steps, never inside a graph.
+    pub fn cast_(&self, dtype: DType) -> Result<()> {
+        let mut s = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        if s.dtype() == dtype {
+            return Ok(());
+        }
+        if self.layout().contiguous_range() != Some(0..s.len()) {
+            return crate::error::invalid("cast_", "the tensor must own all of its storage contiguously");
+        }
+        let converted = s.to_dtype(&Layout::contiguous(Shape::from(s.len())), dtype)?;
+        *s = converted;
         Ok(())
     }
 

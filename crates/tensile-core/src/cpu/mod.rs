@@ -6,6 +6,7 @@
 //! ran it or how many threads there are, which is what makes results bit-identical across thread
 //! counts.
 
+mod conv;
 mod elementwise;
 mod index;
 mod matmul;
@@ -13,9 +14,9 @@ mod reduce;
 
 use rayon::prelude::*;
 
-use crate::dtype::{DType, Float, WithDType};
+use crate::dtype::{DType, WithDType};
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp, Window2d};
 use crate::shape::{Layout, Shape};
 use crate::storage::{BackendStorage, CpuStorage, MatmulDims};
 
@@ -240,8 +241,12 @@ impl BackendStorage for CpuStorage {
             DType::U32 => CpuStorage::U32(vec![v as u32; n]),
         }
     }
-}
 
-/// Unused-generic guard: keeps `Float` in scope for kernels' signatures.
-#[allow(dead_code)]
-fn _assert_float<T: Float>() {}
+    fn unfold2d(&self, layout: &Layout, win: &Window2d) -> Result<Self> {
+        Ok(float_map!(self, "unfold2d", |v| conv::unfold2d(&contiguous_cow(v, layout), layout.dims(), win)))
+    }
+
+    fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self> {
+        Ok(float_map!(self, "fold2d", |v| conv::fold2d(v, shape.dims(), win)))
+    }
+}

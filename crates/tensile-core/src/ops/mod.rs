@@ -7,6 +7,7 @@
 //! record an `Op`.
 
 pub(crate) mod binary;
+pub(crate) mod conv;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
@@ -15,6 +16,7 @@ pub(crate) mod softmax;
 pub(crate) mod unary;
 
 pub use binary::{BinaryOp, CmpOp};
+pub use conv::Window2d;
 pub use reduce::ReduceOp;
 pub use unary::UnaryOp;
 
@@ -41,6 +43,7 @@ pub(crate) enum Op {
     Gather(Tensor, Tensor, usize),
     Where(Tensor, Tensor, Tensor),
     ToDType(Tensor),
+    Unfold(Tensor, Window2d),
 }
 
 impl Op {
@@ -55,7 +58,8 @@ impl Op {
             | Op::Broadcast(a)
             | Op::Narrow(a, _, _)
             | Op::Pad(a, _)
-            | Op::ToDType(a) => vec![a],
+            | Op::ToDType(a)
+            | Op::Unfold(a, _) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => vec![a, i],
             Op::Where(m, a, b) => vec![m, a, b],
@@ -81,6 +85,7 @@ impl Op {
             Op::Gather(x, idx, dim) => index::gather_backward(x, idx, g, *dim),
             Op::Where(m, a, b) => index::where_backward(m, a, b, g),
             Op::ToDType(x) => Ok(vec![Some(g.to_dtype(x.dtype())?)]),
+            Op::Unfold(x, win) => conv::unfold_backward(x, g, win),
         }
     }
 }

@@ -1,0 +1,141 @@
+//! Bit-for-bit determinism: the same computation gives the same bits on repeated runs and
+//! whatever the number of threads. Every case runs on rayon pools of 1, 2 and 4 threads and on
+//! the global pool; sizes are chosen above the kernels' parallel thresholds, so the parallel
+//! paths (blocked sums, chunked elementwise maps, multi-threaded and batch-parallel GEMM) really
+//! run against the sequential ones.
+
+use tensile_core::{DType, Rng, Tensor};
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+/// The exact bits of a float tensor's elements (f32 widened without rounding).
+fn bits(t: &Tensor) -> Vec<u64> {
+    match t.dtype() {
+        DType::F32 => t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits() as u64).collect(),
+        DType::F64 => t.to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect(),
+        other => panic!("bits of a {other:?} tensor"),
+    }
+}
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+}
+
+/// Runs `f` on the global pool twice and on pools of 1, 2 and 4 threads; asserts every run
+/// returns the same bits.
+fn assert_same_bits_on_any_thread_count(f: impl Fn() -> Vec<Tensor> + Sync) {
+    let reference: Vec<Vec<u64>> = f().iter().map(bits).collect();
+    let again: Vec<Vec<u64>> = f().iter().map(bits).collect();
+    assert!(reference == again, "a repeated run gave different bits");
+    for threads in [1, 2, 4] {
+        let run: Vec<Vec<u64>> = in_pool(threads, || f().iter().map(bits).collect());
+        for (i, (a, b)) in reference.iter().zip(&run).enumerate() {
+            let diff = a.iter().zip(b).filter(|(x, y)| x != y).count();
+            assert!(diff == 0, "output {i}: {diff} of {} elements differ on {threads} thread(s)", a.len());
+        }
+    }
+}
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape.to_vec(), 0.0, 1.0, DType::F32, &mut Rng::seed(seed))
+}
+
+// ---- matrix products -----------------------------------------------------------------------------
+
+#[test]
+fn large_matmul_is_deterministic() {
+    let (a, b) = (randn(&[300, 500], 1), randn(&[500, 400], 2));
+    let bt = randn(&[400, 500], 3);
+    assert_same_bits_on_any_thread_count(|| vec![a.matmul(&b).unwrap(), a.matmul(&bt.t().unwrap()).unwrap()]);
+}
+
+#[test]
+fn batched_matmul_is_deterministic() {
+    // Many small products (run in parallel over the batch) and a few large ones (run one after
+    // another, each multi-threaded), with a broadcast right operand.
+    let (a, b) = (randn(&[16, 64, 128], 4), randn(&[128, 96], 5));
+    let (c, d) = (randn(&[4, 200, 300], 6), randn(&[4, 300, 200], 7));
+    assert_same_bits_on_any_thread_count(|| vec![a.matmul(&b).unwrap(), c.matmul(&d).unwrap()]);
+}
+
+// ---- reductions and softmax ----------------------------------------------------------------------
+
+#[test]
+fn big_sums_and_means_are_deterministic() {
+    let x = randn(&[1_000_000], 8);
+    let m = randn(&[5000, 300], 9);
+    assert_same_bits_on_any_thread_count(|| {
+        vec![
+            x.sum_all().unwrap(),
+            x.mean_all().unwrap(),
+            m.sum(0, false).unwrap(),
+            m.sum(1, false).unwrap(),
+            m.mean(0, true).unwrap(),
+            m.t().unwrap().sum(1, false).unwrap(),
+            m.max(0, false).unwrap(),
+            m.var(1, false).unwrap(),
+        ]
+    });
+    // And the blocked f32 sum is accurate, not just repeatable.
+    let exact: f64 = x.to_vec::<f32>().unwrap().iter().map(|&v| v as f64).sum();
+    assert!((x.sum_all().unwrap().item().unwrap() - exact).abs() < 1e-2, "{exact}");
+}
+
+#[test]
+fn softmax_is_deterministic() {
+    let x = randn(&[2000, 100], 10);
+    assert_same_bits_on_any_thread_count(|| {
+        vec![x.softmax(1).unwrap(), x.log_softmax(1).unwrap(), x.softmax(0).unwrap(), x.log_softmax(0).unwrap()]
+    });
+}
+
+// ---- elementwise ---------------------------------------------------------------------------------
+
+#[test]
+fn large_elementwise_ops_are_deterministic() {
+    let x = randn(&[1000, 128], 11);
+    let y = randn(&[1000, 128], 12);
+    let bias = randn(&[128], 13);
+    let per_row = randn(&[1000, 1], 14);
+    assert_same_bits_on_any_thread_count(|| {
+        vec![
+            x.exp().unwrap(),
+            x.gelu().unwrap(),
+            x.add(&y).unwrap(),
+            x.mul(&bias).unwrap(),
+            x.sub(&per_row).unwrap(),
+            x.t().unwrap().maximum(&y.t().unwrap()).unwrap(),
+            x.gt(&y).unwrap().where_cond(&x, &y).unwrap(),
+        ]
+    });
+}
+
+// ---- a whole training step -----------------------------------------------------------------------
+
+/// Loss and gradients of a 2-layer MLP (64 -> 256 -> 10) on a batch of 256, from core ops.
+fn mlp_step(x: &Tensor, labels: &Tensor, params: &[Tensor]) -> Vec<Tensor> {
+    let [w1, b1, w2, b2] = params else { panic!("four parameters") };
+    let h = x.matmul(w1).unwrap().add(b1).unwrap().relu().unwrap();
+    let logits = h.matmul(w2).unwrap().add(b2).unwrap();
+    let logp = logits.log_softmax(-1).unwrap();
+    let picked = logp.gather(&labels.unsqueeze(1).unwrap(), 1).unwrap();
+    let loss = picked.mean_all().unwrap().neg().unwrap();
+    let grads = loss.backward().unwrap();
+    let mut out = vec![loss.detach()];
+    out.extend(params.iter().map(|p| grads.get(p).expect("every parameter has a gradient").clone()));
+    out
+}
+
+#[test]
+fn mlp_forward_and_backward_are_deterministic() {
+    let x = randn(&[256, 64], 15);
+    let mut rng = Rng::seed(16);
+    let labels: Vec<u32> = (0..256).map(|_| rng.below(10) as u32).collect();
+    let labels = Tensor::from_vec(labels, 256).unwrap();
+    let params: Vec<Tensor> = [vec![64, 256], vec![256], vec![256, 10], vec![10]]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Tensor::randn(s.clone(), 0.0, 0.1, DType::F32, &mut Rng::seed(17 + i as u64)).requires_grad())
+        .collect();
+    assert_same_bits_on_any_thread_count(|| mlp_step(&x, &labels, &params));
+}

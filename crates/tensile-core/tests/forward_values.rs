@@ -1,0 +1,407 @@
+//! Forward values pinned by small hand-computed examples: numerically delicate cases (softmax
+//! of large logits, NaN propagation, first-index ties), broadcasting, matrix products of known
+//! matrices, indexing results, and the errors that bad arguments produce (never a panic).
+
+use tensile_core::{All, DType, Error, Shape, Tensor};
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+fn f32s(v: &[f32], shape: impl Into<Shape>) -> Tensor {
+    Tensor::from_slice(v, shape).unwrap()
+}
+
+fn f64s(v: &[f64], shape: impl Into<Shape>) -> Tensor {
+    Tensor::from_slice(v, shape).unwrap()
+}
+
+fn u32s(v: &[u32], shape: impl Into<Shape>) -> Tensor {
+    Tensor::from_slice(v, shape).unwrap()
+}
+
+/// The values of an f32 tensor, after checking its shape.
+fn vals(t: &Tensor, dims: &[usize]) -> Vec<f32> {
+    assert_eq!(t.dims(), dims, "shape");
+    t.to_vec::<f32>().unwrap()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "lengths of {got:?} and {want:?}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol, "element {i}: got {g}, want {w} (all: {got:?})");
+    }
+}
+
+/// `[[0, 1, 2, 3], [4, ...], ...]`: 0..n in `shape`, as f32.
+fn iota(shape: &[usize]) -> Tensor {
+    Tensor::arange(shape.iter().product(), DType::F32).reshape(shape.to_vec()).unwrap()
+}
+
+// ---- softmax -----------------------------------------------------------------------------------
+
+#[test]
+fn softmax_of_large_logits_equals_softmax_of_shifted_logits() {
+    let big = f32s(&[1000.0, 1001.0, 1002.0], 3);
+    let small = f32s(&[0.0, 1.0, 2.0], 3);
+    for log in [false, true] {
+        let f = |x: &Tensor| if log { x.log_softmax(0) } else { x.softmax(0) };
+        let (b, s) = (vals(&f(&big).unwrap(), &[3]), vals(&f(&small).unwrap(), &[3]));
+        assert!(b.iter().all(|v| v.is_finite()), "{b:?}");
+        assert_eq!(b, s);
+    }
+    let want = [0.090_030_57, 0.244_728_47, 0.665_240_96];
+    assert_close(&small.softmax(0).unwrap().to_f64_vec().unwrap(), &want, 1e-7);
+    let want_log = [-2.407_605_964, -1.407_605_964, -0.407_605_964];
+    assert_close(&small.log_softmax(0).unwrap().to_f64_vec().unwrap(), &want_log, 1e-6);
+}
+
+#[test]
+fn log_softmax_of_large_f32_logits_is_not_rounded_at_their_magnitude() {
+    // Regression: the kernel formed `v - (max + ln(sum))`, rounding `max + ln(sum)` to the f32
+    // spacing at 1e4 (about 1e-3); `(v - max) - ln(sum)` keeps every log-probability exact.
+    let shifted = f32s(&[1e4, 1e4 + 1.0, 1e4 + 2.0], 3).log_softmax(0).unwrap();
+    let plain = f32s(&[0.0, 1.0, 2.0], 3).log_softmax(0).unwrap();
+    assert_eq!(vals(&shifted, &[3]), vals(&plain, &[3]));
+}
+
+#[test]
+fn log_softmax_of_far_apart_logits_is_finite() {
+    let x = f32s(&[-1e4, 0.0], 2);
+    assert_eq!(vals(&x.log_softmax(0).unwrap(), &[2]), vec![-1e4, 0.0]);
+    assert_eq!(vals(&x.softmax(0).unwrap(), &[2]), vec![0.0, 1.0]);
+    let masked = f32s(&[f32::NEG_INFINITY, 0.0], 2);
+    assert_eq!(vals(&masked.softmax(0).unwrap(), &[2]), vec![0.0, 1.0]);
+}
+
+#[test]
+fn softmax_along_a_leading_dim_normalizes_columns() {
+    let x = f64s(&[1.0, 5.0, 3.0, 5.0], (2, 2));
+    let y = x.softmax(0).unwrap();
+    let e = (-2.0f64).exp();
+    assert_close(&y.to_vec::<f64>().unwrap(), &[e / (1.0 + e), 0.5, 1.0 / (1.0 + e), 0.5], 1e-15);
+    assert_eq!(y.to_vec::<f64>().unwrap(), x.t().unwrap().softmax(1).unwrap().t().unwrap().to_vec::<f64>().unwrap());
+}
+
+// ---- reductions --------------------------------------------------------------------------------
+
+#[test]
+fn var_is_unbiased_by_default() {
+    let x = f64s(&[1.0, 2.0, 3.0, 4.0], 4);
+    assert_close(&x.var(0, false).unwrap().to_f64_vec().unwrap(), &[5.0 / 3.0], 1e-15);
+    assert_close(&x.var_with_correction(0, false, 0).unwrap().to_f64_vec().unwrap(), &[1.25], 1e-15);
+    // Rows [1, 2, 3, 4] and [2, 4, 6, 8]; columns pairs differing by 1..4.
+    let m = f64s(&[1.0, 2.0, 3.0, 4.0, 2.0, 4.0, 6.0, 8.0], (2, 4));
+    assert_close(&m.var(1, false).unwrap().to_f64_vec().unwrap(), &[5.0 / 3.0, 20.0 / 3.0], 1e-14);
+    assert_close(&m.var(0, true).unwrap().to_f64_vec().unwrap(), &[0.5, 2.0, 4.5, 8.0], 1e-14);
+    assert_eq!(m.var(0, true).unwrap().dims(), &[1, 4]);
+    assert!(matches!(f64s(&[1.0], 1).var(0, false), Err(Error::Invalid { op: "var", .. })));
+}
+
+#[test]
+fn sum_and_mean_over_several_dims() {
+    // x[i, j, k] = 12i + 4j + k.
+    let x = iota(&[2, 3, 4]);
+    assert_eq!(vals(&x.sum([0, 2], false).unwrap(), &[3]), vec![60.0, 92.0, 124.0]);
+    assert_eq!(vals(&x.sum([0, 2], true).unwrap(), &[1, 3, 1]), vec![60.0, 92.0, 124.0]);
+    assert_eq!(vals(&x.mean([2, 0], false).unwrap(), &[3]), vec![7.5, 11.5, 15.5]);
+    assert_eq!(vals(&x.sum([0, 1], false).unwrap(), &[4]), vec![60.0, 66.0, 72.0, 78.0]);
+    assert_eq!(vals(&x.sum(-1, false).unwrap(), &[2, 3]), vec![6.0, 22.0, 38.0, 54.0, 70.0, 86.0]);
+    assert_eq!(vals(&x.sum_all().unwrap(), &[]), vec![276.0]);
+    assert_eq!(vals(&x.mean(All, true).unwrap(), &[1, 1, 1]), vec![11.5]);
+    // Over a transposed view: the same sums, laid out the other way.
+    assert_eq!(vals(&x.transpose(0, 2).unwrap().sum([0, 2], false).unwrap(), &[3]), vec![60.0, 92.0, 124.0]);
+}
+
+#[test]
+fn max_min_argmax_argmin_take_the_first_of_ties() {
+    let x = f32s(&[1.0, 3.0, 3.0, 2.0, 2.0, 0.0], (2, 3));
+    assert_eq!(vals(&x.max(1, false).unwrap(), &[2]), vec![3.0, 2.0]);
+    assert_eq!(vals(&x.min(1, false).unwrap(), &[2]), vec![1.0, 0.0]);
+    assert_eq!(vals(&x.max(0, true).unwrap(), &[1, 3]), vec![2.0, 3.0, 3.0]);
+    assert_eq!(x.argmax(1, false).unwrap().to_vec::<u32>().unwrap(), vec![1, 0]);
+    assert_eq!(x.argmin(1, false).unwrap().to_vec::<u32>().unwrap(), vec![0, 2]);
+    assert_eq!(x.argmax(0, false).unwrap().to_vec::<u32>().unwrap(), vec![1, 0, 0]);
+    let tied = f32s(&[5.0, 1.0, 5.0, 1.0], (2, 2));
+    assert_eq!(tied.argmax(0, false).unwrap().to_vec::<u32>().unwrap(), vec![0, 0]);
+    assert_eq!(tied.argmin(0, true).unwrap().dims(), &[1, 2]);
+    assert_eq!(tied.argmin(0, true).unwrap().dtype(), DType::U32);
+}
+
+#[test]
+fn max_min_and_their_indices_propagate_nan() {
+    let x = f32s(&[1.0, f32::NAN, 3.0], 3);
+    assert!(x.max(0, false).unwrap().item().unwrap().is_nan());
+    assert!(x.min(0, false).unwrap().item().unwrap().is_nan());
+    assert_eq!(x.argmax(0, false).unwrap().to_vec::<u32>().unwrap(), vec![1]);
+    assert_eq!(x.argmin(0, false).unwrap().to_vec::<u32>().unwrap(), vec![1]);
+    let first = f32s(&[f32::NAN, 5.0, f32::NAN], 3);
+    assert_eq!(first.argmax(0, false).unwrap().to_vec::<u32>().unwrap(), vec![0]);
+    // Elementwise, in both argument orders.
+    let (a, b) = (f32s(&[f32::NAN, 1.0], 2), f32s(&[1.0, f32::NAN], 2));
+    assert!(a.maximum(&b).unwrap().to_vec::<f32>().unwrap().iter().all(|v| v.is_nan()));
+    assert!(a.minimum(&b).unwrap().to_vec::<f32>().unwrap().iter().all(|v| v.is_nan()));
+    // Long rows take the blocked path; columns take the column path.
+    let mut long = vec![0.0f32; 20_000];
+    long[12_345] = f32::NAN;
+    assert!(f32s(&long, 20_000).max(0, false).unwrap().item().unwrap().is_nan());
+    let col = f32s(&long, (10_000, 2)).min(0, false).unwrap();
+    assert_eq!(col.to_vec::<f32>().unwrap()[0], 0.0);
+    assert!(col.to_vec::<f32>().unwrap()[1].is_nan());
+}
+
+// ---- broadcasting ------------------------------------------------------------------------------
+
+#[test]
+fn binary_ops_broadcast_as_numpy() {
+    let col = f32s(&[1.0, 2.0, 3.0], (3, 1));
+    let row = f32s(&[10.0, 20.0, 30.0, 40.0], (1, 4));
+    let want: Vec<f32> = (1..=3).flat_map(|i| (1..=4).map(move |j| (i + 10 * j) as f32)).collect();
+    assert_eq!(vals(&col.add(&row).unwrap(), &[3, 4]), want);
+    assert_eq!(vals(&row.add(&col).unwrap(), &[3, 4]), want);
+    // A bias over rows, one value per row, a rank-0 scalar, and a transposed operand.
+    let m = iota(&[2, 3]);
+    assert_eq!(vals(&m.add(&f32s(&[1.0, 2.0, 3.0], 3)).unwrap(), &[2, 3]), vec![1.0, 3.0, 5.0, 4.0, 6.0, 8.0]);
+    assert_eq!(vals(&m.mul(&f32s(&[2.0, -1.0], (2, 1))).unwrap(), &[2, 3]), vec![0.0, 2.0, 4.0, -3.0, -4.0, -5.0]);
+    assert_eq!(vals(&m.sub(&Tensor::scalar(1.0)).unwrap(), &[2, 3]), vec![-1.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(vals(&Tensor::scalar(6.0).div(&m.add_scalar(1.0).unwrap()).unwrap(), &[2, 3]), {
+        vec![6.0, 3.0, 2.0, 1.5, 1.2, 1.0]
+    });
+    let mt = m.t().unwrap(); // [[0, 3], [1, 4], [2, 5]]
+    assert_eq!(
+        vals(&mt.add(&f32s(&[100.0, 200.0], 2)).unwrap(), &[3, 2]),
+        vec![100.0, 203.0, 101.0, 204.0, 102.0, 205.0]
+    );
+    // [2, 1, 3] with [2, 1]: each side repeated along the other's size-1 dimension.
+    let a = iota(&[2, 1, 3]);
+    let b = f32s(&[0.0, 10.0], (2, 1));
+    let want = vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 3.0, 4.0, 5.0, 13.0, 14.0, 15.0];
+    assert_eq!(vals(&a.add(&b).unwrap(), &[2, 2, 3]), want);
+}
+
+// ---- matrix products ---------------------------------------------------------------------------
+
+#[test]
+fn matmul_of_known_matrices() {
+    let a = f32s(&[1.0, 2.0, 3.0, 4.0], (2, 2));
+    let b = f32s(&[5.0, 6.0, 7.0, 8.0], (2, 2));
+    assert_eq!(vals(&a.matmul(&b).unwrap(), &[2, 2]), vec![19.0, 22.0, 43.0, 50.0]);
+    assert_eq!(vals(&a.t().unwrap().matmul(&b).unwrap(), &[2, 2]), vec![26.0, 30.0, 38.0, 44.0]);
+    assert_eq!(vals(&a.matmul(&b.t().unwrap()).unwrap(), &[2, 2]), vec![17.0, 23.0, 39.0, 53.0]);
+    // [2, 3] @ [3, 1]
+    let c = iota(&[2, 3]);
+    assert_eq!(vals(&c.matmul(&f32s(&[1.0, 1.0, 1.0], (3, 1))).unwrap(), &[2, 1]), vec![3.0, 12.0]);
+}
+
+#[test]
+fn matmul_broadcasts_batch_dims() {
+    // Batch [2] @ unbatched: batch 0 is the identity, batch 1 twice the identity.
+    let eye2 = f32s(&[1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 2.0], (2, 2, 2));
+    let b = f32s(&[5.0, 6.0, 7.0, 8.0], (2, 2));
+    assert_eq!(vals(&eye2.matmul(&b).unwrap(), &[2, 2, 2]), vec![5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0, 16.0]);
+    // [2, 1, 1, 2] @ [3, 2, 1] -> [2, 3, 1, 1]: out[i, j] = a[i] · b[j].
+    let a = f32s(&[1.0, 0.0, 0.0, 1.0], (2, 1, 1, 2));
+    let bs = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (3, 2, 1));
+    assert_eq!(vals(&a.matmul(&bs).unwrap(), &[2, 3, 1, 1]), vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+}
+
+#[test]
+fn matmul_with_vector_operands_drops_the_added_dims() {
+    let a = f32s(&[1.0, 2.0, 3.0, 4.0], (2, 2));
+    let v = f32s(&[5.0, 6.0], 2);
+    assert_eq!(vals(&v.matmul(&a).unwrap(), &[2]), vec![23.0, 34.0]);
+    assert_eq!(vals(&a.matmul(&v).unwrap(), &[2]), vec![17.0, 39.0]);
+}
+
+#[test]
+fn matmul_of_two_vectors_is_a_scalar() {
+    // Regression: `[K] @ [K]` squeezed a dimension that was already gone and errored.
+    let dot = f32s(&[1.0, 2.0, 3.0], 3).matmul(&f32s(&[4.0, 5.0, 6.0], 3)).unwrap();
+    assert_eq!(vals(&dot, &[]), vec![32.0]);
+}
+
+// ---- indexing, selection and shape ops ----------------------------------------------------------
+
+#[test]
+fn gather_picks_one_element_per_position() {
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (2, 3));
+    assert_eq!(vals(&x.gather(&u32s(&[2, 0, 1, 1], (2, 2)), 1).unwrap(), &[2, 2]), vec![3.0, 1.0, 5.0, 5.0]);
+    assert_eq!(vals(&x.gather(&u32s(&[1, 0, 1], (1, 3)), 0).unwrap(), &[1, 3]), vec![4.0, 2.0, 6.0]);
+    // Through a transposed view: xt = [[1, 4], [2, 5], [3, 6]].
+    let xt = x.t().unwrap();
+    assert_eq!(vals(&xt.gather(&u32s(&[1, 0, 1], (3, 1)), 1).unwrap(), &[3, 1]), vec![4.0, 2.0, 6.0]);
+}
+
+#[test]
+fn index_select_picks_whole_slices_in_order() {
+    let x = iota(&[3, 2]);
+    assert_eq!(vals(&x.index_select(&u32s(&[2, 0, 2], 3), 0).unwrap(), &[3, 2]), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
+    assert_eq!(vals(&x.index_select(&u32s(&[1, 1], 2), 1).unwrap(), &[3, 2]), vec![1.0, 1.0, 3.0, 3.0, 5.0, 5.0]);
+}
+
+#[test]
+fn where_cond_chooses_by_mask_with_broadcasting() {
+    let mask = Tensor::from_slice(&[1u8, 0, 1], 3).unwrap();
+    let a = iota(&[2, 3]);
+    let got = mask.where_cond(&a, &Tensor::scalar(-1.0)).unwrap();
+    assert_eq!(vals(&got, &[2, 3]), vec![0.0, -1.0, 2.0, 3.0, -1.0, 5.0]);
+}
+
+#[test]
+fn pad_cat_stack_split_values() {
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0], (2, 2));
+    let padded = x.pad(&[(1, 0), (0, 2)], 9.0).unwrap();
+    assert_eq!(vals(&padded, &[3, 4]), vec![9.0, 9.0, 9.0, 9.0, 1.0, 2.0, 9.0, 9.0, 3.0, 4.0, 9.0, 9.0]);
+    let y = f32s(&[5.0, 6.0], (2, 1));
+    assert_eq!(vals(&Tensor::cat(&[&x, &y], 1).unwrap(), &[2, 3]), vec![1.0, 2.0, 5.0, 3.0, 4.0, 6.0]);
+    assert_eq!(vals(&Tensor::cat(&[&x, &y.t().unwrap()], 0).unwrap(), &[3, 2]), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(vals(&Tensor::stack(&[&x, &x], 2).unwrap(), &[2, 2, 2]), vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]);
+    let pieces = iota(&[5]).split(2, 0).unwrap();
+    let got: Vec<Vec<f32>> = pieces.iter().map(|p| p.to_vec::<f32>().unwrap()).collect();
+    assert_eq!(got, vec![vec![0.0, 1.0], vec![2.0, 3.0], vec![4.0]]);
+}
+
+#[test]
+fn views_read_the_right_elements() {
+    let x = iota(&[2, 3]);
+    assert_eq!(vals(&x.t().unwrap(), &[3, 2]), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    assert_eq!(vals(&x.narrow(1, 1, 2).unwrap(), &[2, 2]), vec![1.0, 2.0, 4.0, 5.0]);
+    assert_eq!(vals(&x.t().unwrap().reshape(6).unwrap(), &[6]), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    assert_eq!(vals(&f32s(&[1.0, 2.0], (2, 1)).broadcast_to((2, 3)).unwrap(), &[2, 3]), {
+        vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    });
+    let p = iota(&[2, 3, 4]).permute(&[2, 0, 1]).unwrap();
+    assert_eq!(p.dims(), &[4, 2, 3]);
+    assert_eq!(p.to_vec::<f32>().unwrap()[..6], [0.0, 4.0, 8.0, 12.0, 16.0, 20.0]);
+}
+
+#[test]
+fn assign_accepts_a_narrowed_source() {
+    // Regression: a source that is a contiguous view at an offset was refused with "the tensor
+    // must own all of its storage", because its whole storage was copied instead of its elements.
+    let p = Tensor::zeros(2, DType::F32);
+    let src = f32s(&[1.0, 2.0, 3.0], 3).narrow(0, 1, 2).unwrap();
+    p.assign_(&src).unwrap();
+    assert_eq!(p.to_vec::<f32>().unwrap(), vec![2.0, 3.0]);
+    p.assign_(&f32s(&[7.0, 8.0], (1, 2)).t().unwrap().reshape(2).unwrap()).unwrap();
+    assert_eq!(p.to_vec::<f32>().unwrap(), vec![7.0, 8.0]);
+}
+
+// ---- elementwise functions ---------------------------------------------------------------------
+
+/// GELU(x) = x·Φ(x), with Φ the standard normal CDF (values of Φ from tables of erf).
+const GELU_POINTS: [(f64, f64); 6] = [
+    (-2.0, -2.0 * 0.022_750_131_948_179_195),
+    (-1.0, -0.158_655_253_931_457_07),
+    (0.0, 0.0),
+    (0.5, 0.5 * 0.691_462_461_274_013_1),
+    (1.0, 0.841_344_746_068_542_9),
+    (2.0, 2.0 * 0.977_249_868_051_820_8),
+];
+
+#[test]
+fn gelu_matches_x_times_normal_cdf() {
+    let xs: Vec<f64> = GELU_POINTS.iter().map(|p| p.0).collect();
+    let want: Vec<f64> = GELU_POINTS.iter().map(|p| p.1).collect();
+    assert_close(&f64s(&xs, 6).gelu().unwrap().to_vec::<f64>().unwrap(), &want, 1e-14);
+    let xs32: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
+    assert_close(&f32s(&xs32, 6).gelu().unwrap().to_f64_vec().unwrap(), &want, 1e-6);
+    // The tanh approximation stays within 1e-3 of the exact form and matches its own formula.
+    let approx = f64s(&xs, 6).gelu_tanh().unwrap().to_vec::<f64>().unwrap();
+    let formula: Vec<f64> = xs
+        .iter()
+        .map(|&x| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh()))
+        .collect();
+    assert_close(&approx, &formula, 1e-14);
+    assert_close(&approx, &want, 1e-3);
+}
+
+#[test]
+fn saturating_functions_stay_finite_at_extremes() {
+    let x = f32s(&[-1000.0, 0.0, 1000.0], 3);
+    assert_eq!(vals(&x.sigmoid().unwrap(), &[3]), vec![0.0, 0.5, 1.0]);
+    assert_eq!(vals(&x.softplus().unwrap(), &[3]), vec![0.0, std::f32::consts::LN_2, 1000.0]);
+    assert_eq!(vals(&x.tanh().unwrap(), &[3]), vec![-1.0, 0.0, 1.0]);
+    assert_eq!(vals(&x.silu().unwrap(), &[3]), vec![-0.0, 0.0, 1000.0]);
+    assert_eq!(vals(&x.relu().unwrap(), &[3]), vec![0.0, 0.0, 1000.0]);
+    assert_eq!(vals(&x.leaky_relu(0.01).unwrap(), &[3]), vec![-10.0, 0.0, 1000.0]);
+    assert_eq!(vals(&x.clamp(-1.0, 2.0).unwrap(), &[3]), vec![-1.0, 0.0, 2.0]);
+}
+
+#[test]
+fn comparisons_produce_u8_masks() {
+    let a = f32s(&[1.0, 2.0, 3.0], 3);
+    let b = f32s(&[2.0, 2.0, 2.0], 3);
+    let mask = |m: Tensor| {
+        assert_eq!(m.dtype(), DType::U8);
+        m.to_vec::<u8>().unwrap()
+    };
+    assert_eq!(mask(a.lt(&b).unwrap()), vec![1, 0, 0]);
+    assert_eq!(mask(a.le(&b).unwrap()), vec![1, 1, 0]);
+    assert_eq!(mask(a.eq(&b).unwrap()), vec![0, 1, 0]);
+    assert_eq!(mask(a.ne(&b).unwrap()), vec![1, 0, 1]);
+    assert_eq!(mask(a.gt(&b).unwrap()), vec![0, 0, 1]);
+    assert_eq!(mask(a.ge(&b).unwrap()), vec![0, 1, 1]);
+    assert_eq!(mask(a.gt(&Tensor::scalar(1.5)).unwrap()), vec![0, 1, 1]);
+    let nan = f32s(&[f32::NAN], 1);
+    assert_eq!(mask(nan.eq(&nan).unwrap()), vec![0]);
+    assert_eq!(mask(nan.ne(&nan).unwrap()), vec![1]);
+    let labels = u32s(&[1, 2, 3], 3);
+    assert_eq!(labels.count_equal(&u32s(&[1, 0, 3], 3)).unwrap(), 2);
+}
+
+// ---- errors ------------------------------------------------------------------------------------
+
+#[test]
+fn indices_out_of_range_are_errors() {
+    let x = iota(&[2, 3]);
+    let err = x.index_select(&u32s(&[0, 3], 2), 1).unwrap_err();
+    assert_eq!(err, Error::IndexOutOfRange { op: "index_select", index: 3, size: 3 });
+    let err = x.gather(&u32s(&[0, 2, 1, 7], (2, 2)), 1).unwrap_err();
+    assert_eq!(err, Error::IndexOutOfRange { op: "gather", index: 7, size: 3 });
+    assert!(matches!(x.narrow(1, 2, 2), Err(Error::IndexOutOfRange { op: "narrow", .. })));
+    assert!(matches!(x.sum(2, false), Err(Error::DimOutOfRange { op: "sum", dim: 2, rank: 2 })));
+    assert!(matches!(x.softmax(-3), Err(Error::DimOutOfRange { op: "softmax", dim: -3, rank: 2 })));
+    let float_index = f32s(&[0.0], 1);
+    assert!(matches!(x.index_select(&float_index, 0), Err(Error::UnsupportedDType { .. })));
+}
+
+/// Asserts that `err` is an error whose message names `op` and both shapes.
+fn assert_names(err: Error, op: &str, lhs: &str, rhs: &str) {
+    let msg = err.to_string();
+    assert!(
+        msg.contains(op) && msg.contains(lhs) && msg.contains(rhs),
+        "message {msg:?} should name {op}, {lhs}, {rhs}"
+    );
+}
+
+#[test]
+fn shape_mismatches_name_the_op_and_both_shapes() {
+    let (a, b) = (iota(&[2, 3]), iota(&[4]));
+    assert_names(a.add(&b).unwrap_err(), "add", "[2, 3]", "[4]");
+    assert_names(a.mul(&b).unwrap_err(), "mul", "[2, 3]", "[4]");
+    assert_names(a.matmul(&iota(&[4, 5])).unwrap_err(), "matmul", "[2, 3]", "[4, 5]");
+    assert_names(iota(&[2, 2, 3]).matmul(&iota(&[3, 3, 1])).unwrap_err(), "matmul", "[2]", "[3]");
+    assert_names(Tensor::cat(&[&a, &iota(&[2, 4])], 0).unwrap_err(), "cat", "[2, 3]", "[2, 4]");
+    assert_names(a.gather(&u32s(&[0, 0], (1, 2)), 1).unwrap_err(), "gather", "[2, 3]", "[1, 2]");
+    assert_names(a.broadcast_to((3, 3)).unwrap_err(), "broadcast_to", "[2, 3]", "[3, 3]");
+    assert_names(a.reshape((4, 2)).unwrap_err(), "reshape", "6", "[4, 2]");
+    assert_names(a.assign_(&iota(&[3, 2])).unwrap_err(), "assign_", "[2, 3]", "[3, 2]");
+    let mask = Tensor::from_slice(&[1u8, 0], 2).unwrap();
+    assert_names(mask.where_cond(&a, &a).unwrap_err(), "where_cond", "[2]", "[2, 3]");
+}
+
+#[test]
+fn dtype_mismatches_are_errors() {
+    let a = iota(&[2]);
+    let b = Tensor::zeros(2, DType::F64);
+    assert!(matches!(a.add(&b), Err(Error::DTypeMismatch { op: "add", lhs: DType::F32, rhs: DType::F64 })));
+    assert!(matches!(u32s(&[1], 1).exp(), Err(Error::UnsupportedDType { .. })));
+}
+
+#[test]
+fn backward_twice_on_one_graph_is_an_error_not_silently_empty() {
+    let x = Tensor::from_vec(vec![1.0f32, 2.0], 2).unwrap().requires_grad();
+    let loss = x.square().unwrap().sum_all().unwrap();
+    assert!(loss.backward().unwrap().get(&x).is_some());
+    let err = loss.backward().err().expect("second backward must fail");
+    assert!(err.to_string().contains("already used"), "{err}");
+}
