@@ -7,7 +7,28 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tensile_nn::{AdamConfig, Linear, Relu, Sequential, SgdConfig, parameter_count};
-use tensile_train::{OptimizerConfig, TrainConfig, fit_classifier};
+use tensile_train::{Callback, EpochRecord, OptimizerConfig, Trainer, TrainerConfig, TrainingData};
+
+/// Prints one line per evaluation: epoch, losses, accuracy, seconds.
+struct PrintEpochs;
+
+impl Callback for PrintEpochs {
+    fn name(&self) -> &str {
+        "print_epochs"
+    }
+    fn on_evaluation(&mut self, _ctx: &mut tensile_train::Context, r: &mut EpochRecord) -> tensile_train::Result<()> {
+        let get = |k: &str| r.values.get(k).copied().unwrap_or(f64::NAN);
+        println!(
+            "{:>5}  {:>10.4}  {:>10.4}  {:>7.2}%  {:>7.3}",
+            r.epoch,
+            get("train_loss"),
+            get("val_loss"),
+            get("val_accuracy") * 100.0,
+            r.seconds
+        );
+        Ok(())
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "tensile", version, about = "Train neural networks from data, natively in Rust.")]
@@ -67,12 +88,13 @@ fn train(args: &TrainArgs) -> Result<()> {
             OptimizerConfig::Sgd(SgdConfig { lr: args.lr.unwrap_or(0.05), momentum: 0.9, ..Default::default() })
         }
     };
-    let config = TrainConfig {
+    let config = TrainerConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        validation_fraction: args.validation_split,
+        validation_split: args.validation_split,
         optimizer,
         seed: args.seed,
+        ..Default::default()
     };
     let mut rng = config.init_rng();
     let mut model = Sequential::new();
@@ -94,19 +116,16 @@ fn train(args: &TrainArgs) -> Result<()> {
         tensile_core::threads::current(),
     );
     println!("{:>5}  {:>10}  {:>10}  {:>8}  {:>7}", "epoch", "train_loss", "val_loss", "val_acc", "seconds");
-    let history = fit_classifier(&mut model, &data, &config, |r| {
+    let mut trainer = Trainer::new(config)?.callback(PrintEpochs);
+    let result = trainer.fit(&mut model, &TrainingData { train: &data, validation: None, test: None })?;
+    let total: f64 = result.history.epochs.iter().map(|r| r.seconds).sum();
+    if let Some((epoch, _)) = result.best {
+        let acc = result.history.epochs.iter().find(|r| r.epoch == epoch).and_then(|r| r.values.get("val_accuracy"));
         println!(
-            "{:>5}  {:>10.4}  {:>10.4}  {:>7.2}%  {:>7.3}",
-            r.epoch,
-            r.train_loss,
-            r.val_loss,
-            r.val_accuracy * 100.0,
-            r.seconds
+            "best epoch {epoch} (weights restored): validation accuracy {:.2}%; {:.2} s in all",
+            acc.copied().unwrap_or(f64::NAN) * 100.0,
+            total
         );
-    })?;
-    let total: f64 = history.iter().map(|r| r.seconds).sum();
-    if let Some(last) = history.last() {
-        println!("final validation accuracy {:.2}% after {:.2} s", last.val_accuracy * 100.0, total);
     }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! the whole run (optimizers update their storage in place), so gradients from
 //! [`tensile_core::GradStore`] find them by tensor id.
 
-use tensile_core::Tensor;
+use std::sync::Mutex;
+
+use tensile_core::{DType, Rng, Tensor};
 
 use crate::error::Result;
 
@@ -19,11 +21,38 @@ pub trait Module: Send {
     /// top). The order is fixed: it is the order of saved weights and optimizer state.
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor));
 
+    /// Calls `f(name, buffer)` for each non-trainable state tensor that belongs with the
+    /// weights (batch norm's running statistics), in a fixed order.
+    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
+    /// Calls `f(name, rng)` for each random stream the module draws from while training
+    /// (dropout), so a checkpoint can save and restore it.
+    fn visit_rngs(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Mutex<Rng>)) {}
+
     /// Switches between training and evaluation behaviour (dropout, batch norm).
     fn set_training(&mut self, _training: bool) {}
 
+    /// Direct sub-modules with their names, for summaries (empty for a plain layer).
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        Vec::new()
+    }
+
     /// A short lower-case name for summaries (`linear`, `relu`, `sequential`).
     fn kind(&self) -> &'static str;
+}
+
+/// Converts every parameter and buffer of `m` to `dtype` in place (`f64` for gradient checks),
+/// like PyTorch's `module.double()`. Optimizers built before the cast see the new dtype.
+pub fn cast(m: &dyn Module, dtype: DType) -> Result<()> {
+    let mut result = Ok(());
+    let mut visit = |_: &str, t: &Tensor| {
+        if result.is_ok() {
+            result = t.cast_(dtype);
+        }
+    };
+    m.visit_params("", &mut visit);
+    m.visit_buffers("", &mut visit);
+    Ok(result?)
 }
 
 /// Joins a prefix and a name with a dot, leaving out an empty prefix.
@@ -85,10 +114,23 @@ impl Module for Sequential {
             layer.visit_params(&join_name(prefix, &i.to_string()), f);
         }
     }
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_buffers(&join_name(prefix, &i.to_string()), f);
+        }
+    }
+    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_rngs(&join_name(prefix, &i.to_string()), f);
+        }
+    }
     fn set_training(&mut self, training: bool) {
         for layer in &mut self.layers {
             layer.set_training(training);
         }
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.layers.iter().enumerate().map(|(i, l)| (i.to_string(), l.as_ref())).collect()
     }
     fn kind(&self) -> &'static str {
         "sequential"

@@ -11,6 +11,12 @@ pub enum Error {
     Data(#[from] tensile_data::Error),
     #[error("training configuration: {key}: {msg}")]
     Config { key: &'static str, msg: String },
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: String, msg: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("step {step}: {msg}")]
+    Diverged { step: u64, msg: String },
 }
 
 /// `Result` with tensile-train's [`Error`].

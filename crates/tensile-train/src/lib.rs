@@ -1,10 +1,35 @@
-//! tensile-train: the training loop, evaluation and per-epoch history.
+//! tensile-train: the training loop run the way careful people run it — validation data every
+//! epoch, early stopping, the best weights restored, exact resume from checkpoints, recovery from
+//! divergence, and a history with curves and a plain-words diagnosis.
 //!
-//! This crate knows nothing of the command line or its config file: the CLI builds a model and a
-//! [`TrainConfig`] and calls [`fit_classifier`].
+//! Module map, in the order a run uses them: `config` (what to do), `task` (classification or
+//! regression), `trainer` (the loop), `callback` (hooks; early stopping, schedules and checkpoint
+//! timing are callbacks), `early_stopping`, `divergence`, `checkpoint` (atomic, checksummed
+//! files), `metrics`, `history`.
+//!
+//! This crate knows nothing of the command line or its config file.
 
+pub mod callback;
+pub mod checkpoint;
+pub mod config;
+pub mod diagnosis;
+pub mod divergence;
+pub mod early_stopping;
 pub mod error;
+pub mod history;
+pub mod metrics;
+pub mod plot;
+pub mod progress;
+pub mod task;
 pub mod trainer;
 
+pub use callback::{Callback, Context};
+pub use config::{CheckpointConfig, DivergenceConfig, DivergencePolicy, OptimizerConfig, TrainerConfig};
+pub use diagnosis::{Finding, FindingKind, diagnose};
+pub use early_stopping::{Combine, EarlyStoppingConfig, StopCondition};
 pub use error::{Error, Result};
-pub use trainer::{EpochRecord, Evaluation, OptimizerConfig, TrainConfig, evaluate, fit_classifier};
+pub use history::{EpochRecord, Event, EventKind, History, Mode, StepRecord};
+pub use metrics::{ConfusionMatrix, Metric, Outputs, default_metrics};
+pub use plot::{write_curves, write_lr_finder_plot};
+pub use progress::{Progress, ProgressMode};
+pub use trainer::{Evaluation, StopReason, TrainResult, Trainer, TrainingData, evaluate};

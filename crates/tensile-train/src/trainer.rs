@@ -1,168 +1,805 @@
-//! The training loop for classifiers: seeded split, standardization fitted on the training rows,
-//! shuffled mini-batches, forward, cross-entropy, backward, optimizer step; then the loss and
-//! accuracy over the whole validation set after every epoch.
+//! The training loop.
 //!
-//! Every random stream derives from `TrainConfig::seed` (initialization is the caller's, from
-//! [`TrainConfig::init_rng`]; the split and the batch order are forked here), so the same seed
-//! gives the same bits, whatever the thread count.
+//! ```text
+//! setup: split (seeded, stratified) -> standardize on training rows -> optimizer -> callbacks
+//!        -> resume from the newest valid checkpoint, if asked
+//! each epoch: batches in a seeded order -> forward -> loss -> backward -> (accumulate k)
+//!             -> divergence check -> clip -> optimizer step -> callbacks
+//!             -> evaluate on the whole validation set -> best weights -> callbacks -> checkpoint
+//! end: restore the best weights -> test set -> diagnosis
+//! ```
+//!
+//! Everything that decides what happens next — the position in the data order, optimizer and
+//! schedule state, every random stream, early-stopping state, the best weights, divergence state
+//! and the history — is in each checkpoint, so a run resumed after a crash at any moment ends
+//! with the same bits as one never interrupted.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tensile_core::{Rng, Tensor, no_grad};
-use tensile_data::{Dataset, Loader, Standardizer, train_validation_split};
-use tensile_nn::{Adam, AdamConfig, Module, Optimizer, Sgd, SgdConfig, cross_entropy, named_parameters};
+use serde::{Deserialize, Serialize};
+use tensile_core::{GradStore, Rng, Tensor, no_grad};
+use tensile_data::{Dataset, Loader, LoaderState, Standardizer, train_validation_split};
+use tensile_nn::optim::{ParamGroup, decay_split, grad_norm};
+use tensile_nn::{Module, Optimizer, Scheduler, named_parameters, weights};
 
+use crate::callback::{Callback, CheckpointTiming, Context, EarlyStoppingCallback, LrSchedulerCallback};
+use crate::checkpoint;
+use crate::config::TrainerConfig;
+use crate::divergence::{Divergence, Outcome};
+use crate::early_stopping::EarlyStopping;
 use crate::error::{Error, Result};
+use crate::history::{EpochRecord, Event, EventKind, History, Mode, StepRecord};
+use crate::metrics::Task;
+use crate::metrics::{Metric, Outputs, default_metrics};
+use crate::task::{batch_loss, batch_tensors, check_compatible, outputs, task_of};
 
-/// Which optimizer to train with, and its hyperparameters.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OptimizerConfig {
-    Sgd(SgdConfig),
-    Adam(AdamConfig),
+/// The data of a run. Without `validation`, `TrainerConfig::validation_split` of `train` is held
+/// out.
+pub struct TrainingData<'a> {
+    pub train: &'a Dataset,
+    pub validation: Option<&'a Dataset>,
+    pub test: Option<&'a Dataset>,
 }
 
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        OptimizerConfig::Adam(AdamConfig::default())
+/// Why training ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StopReason {
+    Completed,
+    MaxSteps,
+    /// A callback (early stopping) asked to stop; the reason in words.
+    Callback(String),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainResult {
+    pub history: History,
+    /// Epoch (1-based) and value of the best monitored value.
+    pub best: Option<(usize, f64)>,
+    pub stop: StopReason,
+    /// Values on the test set with the final (best) weights.
+    pub test: Option<std::collections::BTreeMap<String, f64>>,
+    /// The standardizer fitted on the training rows, when standardization is on.
+    pub standardizer: Option<Standardizer>,
+}
+
+/// Position and loop state stored in checkpoints (besides tensors and callback states).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoopState {
+    /// Epochs fully finished.
+    epochs_done: usize,
+    /// Batches of the current epoch already consumed.
+    batch_in_epoch: usize,
+    step: u64,
+    loader_epoch_start: Option<LoaderStateJson>,
+    loader: LoaderStateJson,
+    best: Option<(usize, f64)>,
+    divergence: Divergence,
+    module_rngs: Vec<(String, [u64; 4])>,
+    pending_events: Vec<Event>,
+    /// Sum of batch losses times rows, and rows, over the current epoch so far.
+    epoch_loss: (f64, usize),
+    history: History,
+    callbacks: std::collections::BTreeMap<String, serde_json::Value>,
+    optimizer: serde_json::Value,
+    stopped: Option<StopReason>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoaderStateJson {
+    rng: [u64; 4],
+    epochs_drawn: u64,
+}
+
+impl From<LoaderState> for LoaderStateJson {
+    fn from(s: LoaderState) -> Self {
+        LoaderStateJson { rng: s.rng, epochs_drawn: s.epochs_drawn }
+    }
+}
+impl From<&LoaderStateJson> for LoaderState {
+    fn from(s: &LoaderStateJson) -> Self {
+        LoaderState { rng: s.rng, epochs_drawn: s.epochs_drawn }
     }
 }
 
-/// Hyperparameters of a run, with defaults that suit small tables.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub validation_fraction: f64,
-    pub optimizer: OptimizerConfig,
-    pub seed: u64,
+/// Trains models. Build with [`Trainer::new`], optionally give it a run directory (checkpoints,
+/// history, curves) and callbacks, then call [`Trainer::fit`].
+pub struct Trainer {
+    config: TrainerConfig,
+    run_dir: Option<PathBuf>,
+    resume: bool,
+    user_callbacks: Vec<Box<dyn Callback>>,
 }
 
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            epochs: 20,
-            batch_size: 32,
-            validation_fraction: 0.2,
-            optimizer: OptimizerConfig::default(),
-            seed: 42,
-        }
-    }
+/// A snapshot of weights and optimizer state to roll back to.
+struct Snapshot {
+    weights: Vec<Tensor>,
+    optimizer: tensile_nn::optim::OptimizerState,
+    callbacks: Vec<serde_json::Value>,
 }
 
-impl TrainConfig {
-    /// The stream model initialization should draw from, derived from the seed.
-    pub fn init_rng(&self) -> Rng {
-        Rng::seed(self.seed).fork(1)
+impl Trainer {
+    pub fn new(config: TrainerConfig) -> Result<Trainer> {
+        config.validate()?;
+        Ok(Trainer { config, run_dir: None, resume: false, user_callbacks: Vec::new() })
     }
-    fn check(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(Error::Config { key: "epochs", msg: "must be at least 1".into() });
+
+    /// Writes checkpoints (in `dir/checkpoints`) and the history under `dir`.
+    pub fn run_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.run_dir = Some(dir.into());
+        self
+    }
+
+    /// Continue from the newest valid checkpoint in the run directory, if there is one.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Adds a callback, called after the built-in ones.
+    pub fn callback(mut self, cb: impl Callback + 'static) -> Self {
+        self.user_callbacks.push(Box::new(cb));
+        self
+    }
+
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+
+    /// Trains `model` on `data`.
+    pub fn fit(&mut self, model: &mut dyn Module, data: &TrainingData) -> Result<TrainResult> {
+        let cfg = self.config.clone();
+        let task = task_of(data.train)?;
+        let root = Rng::seed(cfg.seed);
+
+        // Rows and preprocessing.
+        let (train_ds, val_ds, train_rows, val_rows) = match data.validation {
+            Some(v) => (data.train.clone(), v.clone(), (0..data.train.len()).collect(), (0..v.len()).collect()),
+            None => {
+                let stratify = cfg.stratify && matches!(task, Task::Classification { .. });
+                let (t, v) = train_validation_split(data.train, cfg.validation_split, stratify, &mut root.fork(2))?;
+                (data.train.clone(), data.train.clone(), t, v)
+            }
+        };
+        check_compatible(&task, data.train.n_features(), &val_ds, "validation")?;
+        let standardizer = cfg.standardize.then(|| Standardizer::fit(&train_ds, &train_rows)).transpose()?;
+        let prepare = |ds: &Dataset| -> Result<Dataset> {
+            let mut ds = ds.clone();
+            if let Some(s) = &standardizer {
+                s.transform_in_place(ds.features_mut())?;
+            }
+            Ok(ds)
+        };
+        let (train_ds, val_ds) = (prepare(&train_ds)?, prepare(&val_ds)?);
+
+        // Optimizer and callbacks.
+        let params = named_parameters(model);
+        let groups = if cfg.no_decay_on_bias_and_norm {
+            decay_split(params.clone(), cfg.optimizer.weight_decay())
+        } else {
+            vec![ParamGroup::new(params.clone())]
+        };
+        let mut opt = cfg.optimizer.build(groups)?;
+        let mut callbacks = self.builtin_callbacks(&cfg)?;
+        callbacks.append(&mut self.user_callbacks);
+        let mut loader = Loader::new(train_rows, cfg.batch_size, true, false, root.fork(3))?;
+
+        let mut st = LoopState {
+            epochs_done: 0,
+            batch_in_epoch: 0,
+            step: 0,
+            loader_epoch_start: None,
+            loader: loader.state().into(),
+            best: None,
+            divergence: Divergence::default(),
+            module_rngs: Vec::new(),
+            pending_events: Vec::new(),
+            epoch_loss: (0.0, 0),
+            history: History::default(),
+            callbacks: Default::default(),
+            optimizer: serde_json::Value::Null,
+            stopped: None,
+        };
+        let mut best_weights: Option<Vec<Tensor>> = None;
+        let ckpt_dir = self.run_dir.as_ref().map(|d| d.join("checkpoints"));
+        if self.resume {
+            let dir = ckpt_dir.as_ref().ok_or(Error::Config { key: "resume", msg: "needs a run directory".into() })?;
+            if let Some(restored) = restore(dir, model, opt.as_mut(), &mut callbacks, &mut loader)? {
+                st = restored.0;
+                best_weights = restored.1;
+                st.pending_events.push(Event {
+                    step: st.step,
+                    epoch: st.epochs_done + 1,
+                    kind: EventKind::Resumed,
+                    message: format!("resumed from {}", restored.2.display()),
+                });
+            }
         }
-        if self.batch_size == 0 {
-            return Err(Error::Config { key: "batch_size", msg: "must be at least 1".into() });
+        let total_epochs = cfg.epochs.max(1);
+        if let Some(reason) = st.stopped.clone() {
+            // A finished run is reported again, unless it is being extended to more epochs.
+            let extend = reason == StopReason::Completed && st.epochs_done < total_epochs;
+            if !extend {
+                return self.finish(model, data, &task, &st, best_weights, reason, standardizer);
+            }
+            st.stopped = None;
         }
+
+        let metric_defs = default_metrics(task);
+        let mut snapshot = take_snapshot(model, opt.as_ref(), &callbacks)?;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        let run_dir = self.run_dir.clone();
+        with_ctx(model, opt.as_mut(), &mut st, run_dir.as_deref(), |ctx| {
+            for cb in callbacks.iter_mut() {
+                cb.on_train_start(ctx)?;
+            }
+            Ok(())
+        })?;
+
+        let mut stop: Option<StopReason> = None;
+        'epochs: for epoch in st.epochs_done + 1..=total_epochs {
+            let started = Instant::now();
+            model.set_training(true);
+            // Mid-epoch resume replays the epoch's order from its saved start and skips ahead.
+            let skip = st.batch_in_epoch;
+            if let (true, Some(start)) = (skip > 0, &st.loader_epoch_start) {
+                loader.restore(&start.into());
+            }
+            st.loader_epoch_start = Some(loader.state().into());
+            let order = loader.epoch();
+            st.loader = loader.state().into();
+            with_ctx(model, opt.as_mut(), &mut st, run_dir.as_deref(), |ctx| {
+                ctx.epoch = epoch;
+                for cb in callbacks.iter_mut() {
+                    cb.on_epoch_start(ctx)?;
+                }
+                Ok(())
+            })?;
+
+            let batches: Vec<&[usize]> = order.batches().collect();
+            let n_batches = batches.len();
+            let mut accumulated: Option<GradStore> = None;
+            let mut acc_count = 0usize;
+            let mut acc_loss = 0.0;
+            let mut acc_bad = false;
+            if skip == 0 {
+                st.epoch_loss = (0.0, 0);
+            }
+            for (bi, rows) in batches.iter().enumerate().skip(skip) {
+                let (xt, yt) = batch_tensors(&train_ds, &task, rows, &mut x, &mut y)?;
+                let out = model.forward(&xt)?;
+                let loss = batch_loss(&task, &out, &yt)?;
+                let lv = loss.item()?;
+                let scaled = if cfg.accumulate_batches > 1 {
+                    loss.mul_scalar(1.0 / cfg.accumulate_batches as f64)?
+                } else {
+                    loss
+                };
+                let grads = scaled.backward()?;
+                acc_bad |= !lv.is_finite();
+                acc_loss += lv * rows.len() as f64;
+                acc_count += rows.len();
+                accumulated = Some(match accumulated.take() {
+                    None => grads,
+                    Some(prev) => add_grads(prev, grads, &params)?,
+                });
+                let group_done = (bi + 1) % cfg.accumulate_batches == 0 || bi + 1 == n_batches;
+                if !group_done {
+                    continue;
+                }
+                let mut grads = accumulated.take().expect("internal: gradients accumulated");
+                let step_loss = acc_loss / acc_count.max(1) as f64;
+                let norm = grad_norm(&params, &grads, 2.0)?;
+                let bad = acc_bad || !norm.is_finite();
+                let group_rows = acc_count;
+                (acc_count, acc_loss, acc_bad) = (0, 0.0, false);
+                let outcome = st.divergence.observe(&cfg.divergence, st.step, bad);
+                if bad {
+                    let what = if !step_loss.is_finite() { "loss" } else { "gradient norm" };
+                    st.pending_events.push(Event {
+                        step: st.step,
+                        epoch,
+                        kind: if what == "loss" { EventKind::NonFiniteLoss } else { EventKind::NonFiniteGradient },
+                        message: format!(
+                            "non-finite {what} at step {} (loss {step_loss}, gradient norm {norm})",
+                            st.step + 1
+                        ),
+                    });
+                }
+                match outcome {
+                    Outcome::Apply => {}
+                    Outcome::Skip => {
+                        st.pending_events.push(Event {
+                            step: st.step,
+                            epoch,
+                            kind: EventKind::SkippedStep,
+                            message: format!("skipped the update of step {}", st.step + 1),
+                        });
+                        st.batch_in_epoch = bi + 1;
+                        continue;
+                    }
+                    Outcome::Rollback => {
+                        restore_snapshot(model, opt.as_mut(), &mut callbacks, &snapshot)?;
+                        st.divergence.lr_scale *= cfg.divergence.lr_factor;
+                        let lr = opt.learning_rate() * cfg.divergence.lr_factor;
+                        opt.set_learning_rate(lr);
+                        st.pending_events.push(Event {
+                            step: st.step,
+                            epoch,
+                            kind: EventKind::Rollback,
+                            message: format!(
+                                "rolled back to the last good state after {} bad steps; learning rate lowered to {lr:.3e}",
+                                cfg.divergence.max_bad_steps
+                            ),
+                        });
+                        st.batch_in_epoch = bi + 1;
+                        continue;
+                    }
+                    Outcome::Stop(why) => {
+                        return Err(Error::Diverged { step: st.step + 1, msg: why });
+                    }
+                }
+                if let Some(clip) = &cfg.clip {
+                    clip.apply(&params, &mut grads)?;
+                }
+                opt.step(&grads)?;
+                drop(grads);
+                st.step += 1;
+                st.batch_in_epoch = bi + 1;
+                st.epoch_loss.0 += step_loss * group_rows as f64;
+                st.epoch_loss.1 += group_rows;
+                st.history.steps.push(StepRecord { step: st.step, epoch, loss: step_loss, lr: opt.learning_rate() });
+                let (ask_stop, ask_ckpt) = with_ctx(model, opt.as_mut(), &mut st, run_dir.as_deref(), |ctx| {
+                    ctx.epoch = epoch;
+                    for cb in callbacks.iter_mut() {
+                        cb.on_step_end(ctx, step_loss)?;
+                    }
+                    Ok((ctx.stop.take(), std::mem::take(&mut ctx.checkpoint)))
+                })?;
+                if cfg.eval_every_steps.is_some_and(|n| st.step % n == 0) {
+                    let seconds = started.elapsed().as_secs_f64();
+                    let r = self.evaluate_and_record(
+                        model,
+                        opt.as_mut(),
+                        &mut callbacks,
+                        &mut st,
+                        &mut best_weights,
+                        &mut snapshot,
+                        &val_ds,
+                        &val_rows,
+                        &task,
+                        &metric_defs,
+                        epoch,
+                        seconds,
+                    )?;
+                    if let Some(why) = r {
+                        stop = Some(StopReason::Callback(why));
+                    }
+                }
+                if ask_ckpt {
+                    self.save_checkpoint(ckpt_dir.as_deref(), model, opt.as_ref(), &callbacks, &mut st, &best_weights)?;
+                }
+                if let Some(why) = ask_stop {
+                    stop = Some(StopReason::Callback(why));
+                }
+                if cfg.max_steps.is_some_and(|m| st.step >= m) && stop.is_none() {
+                    stop = Some(StopReason::MaxSteps);
+                }
+                if stop.is_some() {
+                    break;
+                }
+            }
+
+            if cfg.eval_every_steps.is_none() {
+                let seconds = started.elapsed().as_secs_f64();
+                let r = self.evaluate_and_record(
+                    model,
+                    opt.as_mut(),
+                    &mut callbacks,
+                    &mut st,
+                    &mut best_weights,
+                    &mut snapshot,
+                    &val_ds,
+                    &val_rows,
+                    &task,
+                    &metric_defs,
+                    epoch,
+                    seconds,
+                )?;
+                if let Some(why) = r
+                    && stop.is_none()
+                {
+                    stop = Some(StopReason::Callback(why));
+                }
+            }
+            let epoch_complete = st.batch_in_epoch >= n_batches;
+            if epoch_complete {
+                st.epochs_done = epoch;
+                st.batch_in_epoch = 0;
+                st.loader_epoch_start = None;
+            }
+            let (ask_stop, ask_ckpt) = with_ctx(model, opt.as_mut(), &mut st, run_dir.as_deref(), |ctx| {
+                ctx.epoch = epoch;
+                for cb in callbacks.iter_mut() {
+                    cb.on_epoch_end(ctx)?;
+                }
+                Ok((ctx.stop.take(), std::mem::take(&mut ctx.checkpoint)))
+            })?;
+            if let Some(why) = ask_stop
+                && stop.is_none()
+            {
+                stop = Some(StopReason::Callback(why));
+            }
+            let last = stop.is_some() || epoch == total_epochs;
+            if last {
+                st.stopped = Some(stop.clone().unwrap_or(StopReason::Completed));
+            }
+            if ask_ckpt || last {
+                self.save_checkpoint(ckpt_dir.as_deref(), model, opt.as_ref(), &callbacks, &mut st, &best_weights)?;
+            }
+            if stop.is_some() {
+                break 'epochs;
+            }
+        }
+        let reason = stop.unwrap_or(StopReason::Completed);
+        with_ctx(model, opt.as_mut(), &mut st, run_dir.as_deref(), |ctx| {
+            for cb in callbacks.iter_mut() {
+                cb.on_train_end(ctx)?;
+            }
+            Ok(())
+        })?;
+        self.finish(model, data, &task, &st, best_weights, reason, standardizer)
+    }
+
+    fn builtin_callbacks(&self, cfg: &TrainerConfig) -> Result<Vec<Box<dyn Callback>>> {
+        let mut cbs: Vec<Box<dyn Callback>> = Vec::new();
+        let schedule = cfg.schedule.clone().unwrap_or_default();
+        let scheduler = Scheduler::new(schedule, cfg.optimizer.lr())?;
+        cbs.push(Box::new(LrSchedulerCallback::new(scheduler, cfg.monitor.clone())));
+        if let Some(es) = &cfg.early_stopping {
+            cbs.push(Box::new(EarlyStoppingCallback::new(EarlyStopping::new(es.clone()))));
+        }
+        if self.run_dir.is_some() {
+            cbs.push(Box::new(CheckpointTiming {
+                every_epochs: cfg.checkpoint.every_epochs,
+                every_steps: cfg.checkpoint.every_steps,
+            }));
+        }
+        Ok(cbs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_and_record(
+        &self,
+        model: &mut dyn Module,
+        opt: &mut dyn Optimizer,
+        callbacks: &mut [Box<dyn Callback>],
+        st: &mut LoopState,
+        best_weights: &mut Option<Vec<Tensor>>,
+        snapshot: &mut Snapshot,
+        val_ds: &Dataset,
+        val_rows: &[usize],
+        task: &Task,
+        metric_defs: &[Box<dyn crate::metrics::Metric>],
+        epoch: usize,
+        seconds: f64,
+    ) -> Result<Option<String>> {
+        let train_loss = st.epoch_loss.0 / st.epoch_loss.1.max(1) as f64;
+        model.set_training(false);
+        let (val_loss, outputs) = evaluate_rows(model, val_ds, val_rows, task, self.config.batch_size.max(256))?;
+        model.set_training(true);
+        let mut record = EpochRecord {
+            epoch,
+            step: st.step,
+            lr: opt.learning_rate(),
+            seconds,
+            values: Default::default(),
+            events: std::mem::take(&mut st.pending_events),
+        };
+        record.values.insert("train_loss".into(), train_loss);
+        record.values.insert("val_loss".into(), val_loss);
+        for m in metric_defs {
+            record.values.insert(format!("val_{}", m.name()), m.compute(&outputs));
+        }
+        // Best weights by the monitored value.
+        let monitor = &self.config.monitor;
+        if let Some(&v) = record.values.get(monitor)
+            && v.is_finite()
+        {
+            let better = match st.best {
+                None => true,
+                Some((_, b)) => match Mode::for_metric(monitor) {
+                    Mode::Min => v < b,
+                    Mode::Max => v > b,
+                },
+            };
+            if better {
+                st.best = Some((epoch, v));
+                *best_weights = Some(copy_weights(model)?);
+            }
+        }
+        // A finite evaluation is a good state to roll back to.
+        if train_loss.is_finite() && val_loss.is_finite() {
+            *snapshot = take_snapshot(model, opt, callbacks)?;
+        }
+        let stop = with_ctx(model, opt, st, self.run_dir.as_deref(), |ctx| {
+            ctx.epoch = epoch;
+            for cb in callbacks.iter_mut() {
+                cb.on_evaluation(ctx, &mut record)?;
+            }
+            record.events.append(ctx.events);
+            Ok(ctx.stop.take())
+        })?;
+        st.history.epochs.push(record);
+        if let Some(dir) = &self.run_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+            st.history.write_csv(dir)?;
+        }
+        Ok(stop)
+    }
+
+    fn save_checkpoint(
+        &self,
+        dir: Option<&Path>,
+        model: &dyn Module,
+        opt: &dyn Optimizer,
+        callbacks: &[Box<dyn Callback>],
+        st: &mut LoopState,
+        best: &Option<Vec<Tensor>>,
+    ) -> Result<()> {
+        let Some(dir) = dir else { return Ok(()) };
+        st.optimizer = serde_json::to_value(opt.state()).map_err(json_error)?;
+        st.callbacks = callbacks.iter().map(|c| (c.name().to_string(), c.state())).collect();
+        st.module_rngs.clear();
+        model.visit_rngs("", &mut |name, rng| {
+            let state = rng.lock().unwrap_or_else(|e| e.into_inner()).state();
+            st.module_rngs.push((name.to_string(), state));
+        });
+        let mut tensors: Vec<(String, Tensor)> =
+            weights::named_tensors(model).into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+        if let Some(best) = best {
+            for ((n, _), t) in weights::named_tensors(model).iter().zip(best) {
+                tensors.push((format!("best.{n}"), t.clone()));
+            }
+        }
+        let state = serde_json::to_value(&*st).map_err(json_error)?;
+        checkpoint::save(dir, st.step, &tensors, &state, self.config.checkpoint.keep)?;
         Ok(())
     }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        model: &mut dyn Module,
+        data: &TrainingData,
+        task: &Task,
+        st: &LoopState,
+        best_weights: Option<Vec<Tensor>>,
+        reason: StopReason,
+        standardizer: Option<Standardizer>,
+    ) -> Result<TrainResult> {
+        let mut history = st.history.clone();
+        if self.config.restore_best
+            && let (Some(best), Some((epoch, value))) = (&best_weights, st.best)
+        {
+            set_weights(model, best)?;
+            if let Some(last) = history.epochs.last_mut() {
+                last.events.push(Event {
+                    step: st.step,
+                    epoch: last.epoch,
+                    kind: EventKind::BestRestored,
+                    message: format!(
+                        "restored the best weights, from epoch {epoch} ({} = {value:.6})",
+                        self.config.monitor
+                    ),
+                });
+            }
+        }
+        model.set_training(false);
+        let test = match data.test {
+            Some(test) => {
+                check_compatible(task, data.train.n_features(), test, "test")?;
+                let mut ds = test.clone();
+                if let Some(s) = &standardizer {
+                    s.transform_in_place(ds.features_mut())?;
+                }
+                let rows: Vec<usize> = (0..ds.len()).collect();
+                let (loss, outputs) = evaluate_rows(model, &ds, &rows, task, self.config.batch_size.max(256))?;
+                let mut values = std::collections::BTreeMap::new();
+                values.insert("test_loss".to_string(), loss);
+                for m in default_metrics(*task) {
+                    values.insert(format!("test_{}", m.name()), m.compute(&outputs));
+                }
+                Some(values)
+            }
+            None => None,
+        };
+        if let Some(dir) = &self.run_dir {
+            history.write_csv(dir)?;
+        }
+        Ok(TrainResult { history, best: st.best, stop: reason, test, standardizer })
+    }
 }
 
-/// What one epoch measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochRecord {
-    /// 1-based.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches, weighted by batch size.
-    pub train_loss: f64,
-    /// Loss over the whole validation set.
-    pub val_loss: f64,
-    /// Accuracy over the whole validation set, in `[0, 1]`.
-    pub val_accuracy: f64,
-    /// Wall-clock seconds of the epoch, evaluation included.
-    pub seconds: f64,
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Config { key: "checkpoint state", msg: e.to_string() }
 }
 
-/// Loss and accuracy of a classifier on some rows.
+/// Runs `f` with a [`Context`] over the loop's state.
+fn with_ctx<R>(
+    model: &dyn Module,
+    opt: &mut dyn Optimizer,
+    st: &mut LoopState,
+    run_dir: Option<&Path>,
+    f: impl FnOnce(&mut Context) -> Result<R>,
+) -> Result<R> {
+    let mut ctx = Context {
+        model,
+        optimizer: opt,
+        history: &st.history,
+        events: &mut st.pending_events,
+        epoch: st.epochs_done + 1,
+        step: st.step,
+        lr_scale: st.divergence.lr_scale,
+        run_dir,
+        stop: None,
+        checkpoint: false,
+    };
+    f(&mut ctx)
+}
+
+/// Loss and outputs of `model` over `rows`, in batches, with no graph recorded.
+pub(crate) fn evaluate_rows(
+    model: &dyn Module,
+    ds: &Dataset,
+    rows: &[usize],
+    task: &Task,
+    batch_size: usize,
+) -> Result<(f64, Outputs)> {
+    let _guard = no_grad();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut loss_sum = 0.0;
+    let mut collected: Vec<f32> = Vec::new();
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let (xt, yt) = batch_tensors(ds, task, chunk, &mut x, &mut y)?;
+        let out = model.forward(&xt)?;
+        loss_sum += batch_loss(task, &out, &yt)?.item()? * chunk.len() as f64;
+        collected.extend(out.to_vec::<f32>()?);
+    }
+    let outputs = outputs(task, ds, rows, collected)?;
+    Ok((loss_sum / rows.len().max(1) as f64, outputs))
+}
+
+fn add_grads(mut a: GradStore, b: GradStore, params: &[(String, Tensor)]) -> Result<GradStore> {
+    for (_, p) in params {
+        match (a.get(p).cloned(), b.get(p)) {
+            (Some(x), Some(y)) => a.insert(p, x.add(y)?),
+            (None, Some(y)) => a.insert(p, y.clone()),
+            _ => {}
+        }
+    }
+    Ok(a)
+}
+
+fn copy_weights(model: &dyn Module) -> Result<Vec<Tensor>> {
+    weights::named_tensors(model).iter().map(|(_, t)| Ok(t.deep_clone()?)).collect()
+}
+
+fn set_weights(model: &dyn Module, values: &[Tensor]) -> Result<()> {
+    for ((_, t), v) in weights::named_tensors(model).iter().zip(values) {
+        t.assign_(v)?;
+    }
+    Ok(())
+}
+
+fn take_snapshot(model: &dyn Module, opt: &dyn Optimizer, callbacks: &[Box<dyn Callback>]) -> Result<Snapshot> {
+    Ok(Snapshot {
+        weights: copy_weights(model)?,
+        optimizer: opt.state(),
+        callbacks: callbacks.iter().map(|c| c.state()).collect(),
+    })
+}
+
+fn restore_snapshot(
+    model: &dyn Module,
+    opt: &mut dyn Optimizer,
+    callbacks: &mut [Box<dyn Callback>],
+    s: &Snapshot,
+) -> Result<()> {
+    set_weights(model, &s.weights)?;
+    opt.load_state(&s.optimizer)?;
+    for (cb, state) in callbacks.iter_mut().zip(&s.callbacks) {
+        // Early stopping keeps counting across a rollback; the schedule goes back with the weights.
+        if cb.name() == "lr_scheduler" {
+            cb.load_state(state)?;
+        }
+    }
+    Ok(())
+}
+
+type Restored = (LoopState, Option<Vec<Tensor>>, PathBuf);
+
+/// Loads the newest valid checkpoint into the model, optimizer, callbacks and loader.
+fn restore(
+    dir: &Path,
+    model: &dyn Module,
+    opt: &mut dyn Optimizer,
+    callbacks: &mut [Box<dyn Callback>],
+    loader: &mut Loader,
+) -> Result<Option<Restored>> {
+    let (found, skipped) = checkpoint::newest_valid(dir)?;
+    let Some((path, ckpt)) = found else {
+        if skipped.is_empty() {
+            return Ok(None);
+        }
+        return Err(Error::Checkpoint {
+            path: dir.display().to_string(),
+            msg: format!("no usable checkpoint: {}", skipped.join("; ")),
+        });
+    };
+    let mut st: LoopState = serde_json::from_value(ckpt.state).map_err(|e| Error::Checkpoint {
+        path: path.display().to_string(),
+        msg: format!("state does not match this version of tensile: {e}"),
+    })?;
+    let named = weights::named_tensors(model);
+    let mut best = Vec::new();
+    for (name, t) in &named {
+        let saved = ckpt.tensors.get(&format!("model.{name}")).ok_or_else(|| Error::Checkpoint {
+            path: path.display().to_string(),
+            msg: format!("has no tensor for '{name}': it belongs to another model"),
+        })?;
+        if saved.shape() != t.shape() {
+            return Err(Error::Checkpoint {
+                path: path.display().to_string(),
+                msg: format!("'{name}' has shape {} but the model has {}", saved.shape(), t.shape()),
+            });
+        }
+        t.assign_(&saved.to_dtype(t.dtype())?)?;
+        if let Some(b) = ckpt.tensors.get(&format!("best.{name}")) {
+            best.push(b.to_dtype(t.dtype())?);
+        }
+    }
+    let best = (best.len() == named.len() && !named.is_empty()).then_some(best);
+    let opt_state = serde_json::from_value(st.optimizer.clone()).map_err(json_error)?;
+    opt.load_state(&opt_state)?;
+    for cb in callbacks.iter_mut() {
+        if let Some(s) = st.callbacks.get(cb.name()) {
+            cb.load_state(s)?;
+        }
+    }
+    loader.restore(&(&st.loader).into());
+    let rngs = std::mem::take(&mut st.module_rngs);
+    model.visit_rngs("", &mut |name, rng| {
+        if let Some((_, s)) = rngs.iter().find(|(n, _)| n == name) {
+            *rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::from_state(*s);
+        }
+    });
+    st.module_rngs = rngs;
+    for s in skipped {
+        st.pending_events.push(Event {
+            step: st.step,
+            epoch: st.epochs_done + 1,
+            kind: EventKind::Resumed,
+            message: format!("skipped a damaged checkpoint: {s}"),
+        });
+    }
+    Ok(Some((st, best, path)))
+}
+
+/// A loss and accuracy summary, for callers that only need those.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
     pub loss: f64,
-    pub accuracy: f64,
+    pub accuracy: Option<f64>,
 }
 
-fn batch_tensors(ds: &Dataset, rows: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<(Tensor, Tensor)> {
-    ds.gather(rows, x, y)?;
-    let xt = Tensor::from_slice(x, (rows.len(), ds.n_features()))?;
-    let yt = Tensor::from_slice(y, rows.len())?;
-    Ok((xt, yt))
-}
-
-/// Loss and accuracy of `model` over `rows` of `ds`, in batches, with no graph recorded.
-pub fn evaluate(model: &dyn Module, ds: &Dataset, rows: &[usize], batch_size: usize) -> Result<Evaluation> {
-    let _guard = no_grad();
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    let (mut loss_sum, mut correct) = (0.0, 0usize);
-    for chunk in rows.chunks(batch_size.max(1)) {
-        let (xt, yt) = batch_tensors(ds, chunk, &mut x, &mut y)?;
-        let logits = model.forward(&xt)?;
-        loss_sum += cross_entropy(&logits, &yt)?.item()? * chunk.len() as f64;
-        correct += logits.argmax(1, false)?.count_equal(&yt)?;
-    }
-    let n = rows.len().max(1) as f64;
-    Ok(Evaluation { loss: loss_sum / n, accuracy: correct as f64 / n })
-}
-
-/// Trains a classifier on `data` (which must have class targets) and reports each epoch to
-/// `on_epoch`. The features are standardized with statistics of the training rows only.
-/// Returns the per-epoch history.
-pub fn fit_classifier(
-    model: &mut dyn Module,
-    data: &Dataset,
-    config: &TrainConfig,
-    mut on_epoch: impl FnMut(&EpochRecord),
-) -> Result<Vec<EpochRecord>> {
-    config.check()?;
-    if data.n_classes().is_none() {
-        return Err(Error::Config {
-            key: "task",
-            msg: "the data has numeric targets; this loop trains classifiers".into(),
-        });
-    }
-    let root = Rng::seed(config.seed);
-    let (train_rows, val_rows) = train_validation_split(data, config.validation_fraction, true, &mut root.fork(2))?;
-    let scaler = Standardizer::fit(data, &train_rows)?;
-    let mut ds = data.clone();
-    scaler.transform_in_place(ds.features_mut())?;
-
-    let params = named_parameters(model);
-    let mut opt: Box<dyn Optimizer> = match &config.optimizer {
-        OptimizerConfig::Sgd(c) => Box::new(Sgd::new(params, c.clone())),
-        OptimizerConfig::Adam(c) => Box::new(Adam::new(params, c.clone())),
-    };
-    let mut loader = Loader::new(train_rows, config.batch_size, true, false, root.fork(3))?;
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    let mut history = Vec::with_capacity(config.epochs);
-    for epoch in 1..=config.epochs {
-        let start = Instant::now();
-        model.set_training(true);
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
-        let order = loader.epoch();
-        for rows in &order {
-            let (xt, yt) = batch_tensors(&ds, rows, &mut x, &mut y)?;
-            let loss = cross_entropy(&model.forward(&xt)?, &yt)?;
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            loss_sum += loss.item()? * rows.len() as f64;
-            seen += rows.len();
-        }
-        model.set_training(false);
-        let val = evaluate(model, &ds, &val_rows, config.batch_size.max(256))?;
-        let record = EpochRecord {
-            epoch,
-            train_loss: loss_sum / seen.max(1) as f64,
-            val_loss: val.loss,
-            val_accuracy: val.accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        on_epoch(&record);
-        history.push(record);
-    }
-    Ok(history)
+/// Loss (and accuracy for classifiers) of `model` over every row of `ds` (already preprocessed).
+pub fn evaluate(model: &dyn Module, ds: &Dataset, batch_size: usize) -> Result<Evaluation> {
+    let task = task_of(ds)?;
+    let rows: Vec<usize> = (0..ds.len()).collect();
+    let (loss, outputs) = evaluate_rows(model, ds, &rows, &task, batch_size)?;
+    let accuracy = matches!(task, Task::Classification { .. }).then(|| crate::metrics::Accuracy.compute(&outputs));
+    Ok(Evaluation { loss, accuracy })
 }

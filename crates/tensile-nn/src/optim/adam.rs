@@ -1,83 +1,163 @@
-//! Adam (Kingma & Ba, 2015), computed as PyTorch's `torch.optim.Adam` (non-fused) does, so the
-//! two agree to rounding:
+//! Adam (Kingma & Ba, 2015), computed as PyTorch's `torch.optim.Adam` (single-tensor path) does,
+//! so the two agree to rounding; the update is shared with [`super::AdamW`]:
 //!
 //! ```text
-//! g = grad + wd * p                                   (L2 weight decay)
-//! m = b1 * m + (1 - b1) * g
+//! p = p * (1 - lr * wd)                               (AdamW: decoupled weight decay)
+//! g = grad + wd * p                                   (Adam: L2 weight decay)
+//! m = lerp(m, g, 1 - b1)                              (= b1 * m + (1 - b1) * g)
 //! v = b2 * v + (1 - b2) * g²
-//! p = p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//! v̂ = max(v̂, v)                                       (amsgrad)
+//! p = p - (lr / (1 - b1^t)) * m / (sqrt(v or v̂) / sqrt(1 - b2^t) + eps)
 //! ```
+//!
+//! State per parameter: `exp_avg` (m), `exp_avg_sq` (v), `max_exp_avg_sq` (v̂, amsgrad only).
+
+use std::collections::BTreeMap;
 
 use tensile_core::{GradStore, Tensor};
 
-use super::{Optimizer, grad_of};
+use super::group::{Groups, ParamGroup, ParamStep, ensure};
+use super::{Optimizer, check_beta, check_range, lerp, maximum, shared_optimizer_methods};
 use crate::error::Result;
 
 /// Adam hyperparameters, PyTorch's defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// L2 penalty added to the gradient (for decoupled decay use [`super::AdamW`]).
     pub weight_decay: f64,
+    /// Use the maximum of all second moments so far (Reddi et al., 2018).
+    pub amsgrad: bool,
 }
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, amsgrad: false }
     }
 }
 
-struct State {
-    m: Vec<f32>,
-    v: Vec<f32>,
-    step: u64,
+impl AdamConfig {
+    /// PyTorch's checks: `lr, eps, weight_decay >= 0`, betas in `[0, 1)`.
+    pub fn validate(&self) -> Result<()> {
+        validate_adam("Adam", self.lr, self.beta1, self.beta2, self.eps, self.weight_decay)
+    }
 }
 
-/// Adam over a fixed list of named parameters.
+pub(crate) fn validate_adam(what: &str, lr: f64, beta1: f64, beta2: f64, eps: f64, wd: f64) -> Result<()> {
+    check_range(what, "lr", lr, 0.0, Some(f64::MAX))?;
+    check_beta(what, "beta1", beta1)?;
+    check_beta(what, "beta2", beta2)?;
+    check_range(what, "eps", eps, 0.0, Some(f64::MAX))?;
+    check_range(what, "weight_decay", wd, 0.0, Some(f64::MAX))
+}
+
+pub(crate) const BUFFERS: &[&str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+
+/// The Adam and AdamW hyperparameters one update needs.
+pub(crate) struct AdamRule {
+    pub(crate) beta1: f64,
+    pub(crate) beta2: f64,
+    pub(crate) eps: f64,
+    pub(crate) amsgrad: bool,
+    /// AdamW: weight decay shrinks the parameter instead of joining the gradient.
+    pub(crate) decoupled: bool,
+}
+
+impl AdamRule {
+    pub(crate) fn hyperparameters(&self) -> BTreeMap<String, f64> {
+        [
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+            ("amsgrad", f64::from(u8::from(self.amsgrad))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub(crate) fn update(&self, p: ParamStep<'_>) {
+        let n = p.w.len();
+        let [m, v, vmax] = p.buffers else { unreachable!("internal: Adam has three buffers") };
+        ensure(m, n, 0.0);
+        ensure(v, n, 0.0);
+        if self.amsgrad {
+            ensure(vmax, n, 0.0);
+        }
+        // Scalars as PyTorch computes them in Python (f64), each then used by an f32 kernel.
+        let t = p.step as f64;
+        let step_size = (p.lr / (1.0 - self.beta1.powf(t))) as f32;
+        let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt() as f32;
+        let (w1, b2, w2, eps) =
+            ((1.0 - self.beta1) as f32, self.beta2 as f32, (1.0 - self.beta2) as f32, self.eps as f32);
+        let wd = p.weight_decay as f32;
+        let shrink = (1.0 - p.lr * p.weight_decay) as f32;
+        let decay_param = self.decoupled && p.weight_decay != 0.0;
+        let l2 = !self.decoupled && p.weight_decay != 0.0;
+        for (i, (w, &g)) in p.w.iter_mut().zip(&p.g).enumerate() {
+            if decay_param {
+                *w *= shrink;
+            }
+            let g = if l2 { g + wd * *w } else { g };
+            m[i] = lerp(m[i], g, w1);
+            v[i] = v[i] * b2 + w2 * g * g;
+            let second = if self.amsgrad {
+                vmax[i] = maximum(vmax[i], v[i]);
+                vmax[i]
+            } else {
+                v[i]
+            };
+            let denom = second.sqrt() / bc2_sqrt + eps;
+            *w += -step_size * m[i] / denom;
+        }
+    }
+}
+
+/// Adam over named parameters, in one or more groups.
 pub struct Adam {
-    params: Vec<(String, Tensor)>,
+    groups: Groups,
     config: AdamConfig,
-    state: Vec<Option<State>>,
 }
 
 impl Adam {
+    const KIND: &'static str = "adam";
+
+    /// One group of `params`. The config is checked at each step.
     pub fn new(params: Vec<(String, Tensor)>, config: AdamConfig) -> Adam {
-        let state = params.iter().map(|_| None).collect();
-        Adam { params, config, state }
+        let groups = Groups::single(params, config.lr, config.weight_decay, BUFFERS);
+        Adam { groups, config }
+    }
+
+    /// Several groups, each with its own rate and weight decay where given.
+    pub fn with_groups(groups: Vec<ParamGroup>, config: AdamConfig) -> Result<Adam> {
+        config.validate()?;
+        let groups = Groups::new("Adam", groups, config.lr, config.weight_decay, BUFFERS)?;
+        Ok(Adam { groups, config })
+    }
+
+    pub fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+
+    fn rule(&self) -> AdamRule {
+        let c = &self.config;
+        AdamRule { beta1: c.beta1, beta2: c.beta2, eps: c.eps, amsgrad: c.amsgrad, decoupled: false }
+    }
+
+    fn hyperparameters(&self) -> BTreeMap<String, f64> {
+        self.rule().hyperparameters()
     }
 }
 
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
-        let c = &self.config;
-        for ((name, p), st) in self.params.iter().zip(&mut self.state) {
-            let Some(g) = grad_of(name, p, grads)? else { continue };
-            let s = st.get_or_insert_with(|| State { m: vec![0.0; g.len()], v: vec![0.0; g.len()], step: 0 });
-            s.step += 1;
-            // Bias corrections in f64, then the per-element update in f32 as PyTorch does.
-            let bc1 = 1.0 - c.beta1.powi(s.step as i32);
-            let bc2 = 1.0 - c.beta2.powi(s.step as i32);
-            let step_size = (c.lr / bc1) as f32;
-            let bc2_sqrt = bc2.sqrt() as f32;
-            let (b1, b2, eps, wd) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32, c.weight_decay as f32);
-            p.update_::<f32, _>(|w| {
-                for (((w, &g), m), v) in w.iter_mut().zip(&g).zip(&mut s.m).zip(&mut s.v) {
-                    let g = if wd != 0.0 { g + wd * *w } else { g };
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    let denom = v.sqrt() / bc2_sqrt + eps;
-                    *w -= step_size * *m / denom;
-                }
-            })?;
-        }
-        Ok(())
+        self.config.validate()?;
+        let rule = self.rule();
+        self.groups.step("Adam", grads, |p| rule.update(p))
     }
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr;
-    }
+    shared_optimizer_methods!();
 }

@@ -7,14 +7,20 @@
 //! g = g + mu * b  (nesterov)    g = b              (otherwise, when mu != 0)
 //! p = p - lr * g
 //! ```
+//!
+//! State per parameter: `momentum_buffer` (only with momentum).
+
+use std::collections::BTreeMap;
 
 use tensile_core::{GradStore, Tensor};
 
-use super::{Optimizer, grad_of};
-use crate::error::Result;
+use super::group::{Groups, ParamGroup};
+use super::{Optimizer, check_range, shared_optimizer_methods};
+use crate::error::{Result, invalid};
 
 /// SGD hyperparameters (PyTorch's defaults apart from `lr`, which has none there).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SgdConfig {
     pub lr: f64,
     pub momentum: f64,
@@ -29,51 +35,84 @@ impl Default for SgdConfig {
     }
 }
 
-/// SGD over a fixed list of named parameters.
+impl SgdConfig {
+    /// PyTorch's checks: non-negative rates, and Nesterov only with momentum and no dampening.
+    pub fn validate(&self) -> Result<()> {
+        check_range("SGD", "lr", self.lr, 0.0, Some(f64::MAX))?;
+        check_range("SGD", "momentum", self.momentum, 0.0, Some(f64::MAX))?;
+        check_range("SGD", "dampening", self.dampening, f64::MIN, Some(f64::MAX))?;
+        check_range("SGD", "weight_decay", self.weight_decay, 0.0, Some(f64::MAX))?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return invalid("SGD", "nesterov requires momentum > 0 and dampening = 0");
+        }
+        Ok(())
+    }
+}
+
+const BUFFERS: &[&str] = &["momentum_buffer"];
+
+/// SGD over named parameters, in one or more groups.
 pub struct Sgd {
-    params: Vec<(String, Tensor)>,
+    groups: Groups,
     config: SgdConfig,
-    momentum: Vec<Option<Vec<f32>>>,
 }
 
 impl Sgd {
+    const KIND: &'static str = "sgd";
+
+    /// One group of `params`. The config is checked at each step.
     pub fn new(params: Vec<(String, Tensor)>, config: SgdConfig) -> Sgd {
-        let momentum = vec![None; params.len()];
-        Sgd { params, config, momentum }
+        let groups = Groups::single(params, config.lr, config.weight_decay, BUFFERS);
+        Sgd { groups, config }
+    }
+
+    /// Several groups, each with its own rate and weight decay where given.
+    pub fn with_groups(groups: Vec<ParamGroup>, config: SgdConfig) -> Result<Sgd> {
+        config.validate()?;
+        let groups = Groups::new("SGD", groups, config.lr, config.weight_decay, BUFFERS)?;
+        Ok(Sgd { groups, config })
+    }
+
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    fn hyperparameters(&self) -> BTreeMap<String, f64> {
+        let c = &self.config;
+        [("momentum", c.momentum), ("dampening", c.dampening), ("nesterov", f64::from(u8::from(c.nesterov)))]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.config.validate()?;
         let c = &self.config;
-        let (lr, mu, damp, wd) = (c.lr as f32, c.momentum as f32, c.dampening as f32, c.weight_decay as f32);
-        for ((name, p), buf) in self.params.iter().zip(&mut self.momentum) {
-            let Some(mut g) = grad_of(name, p, grads)? else { continue };
-            p.update_::<f32, _>(|w| {
-                if wd != 0.0 {
-                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+        // Coefficients in f64 and then f32, as PyTorch passes Python floats to f32 kernels.
+        let (mu, damp1, nesterov) = (c.momentum as f32, (1.0 - c.dampening) as f32, c.nesterov);
+        self.groups.step("SGD", grads, |p| {
+            let (lr, wd) = (p.lr as f32, p.weight_decay as f32);
+            let [buf] = p.buffers else { unreachable!("internal: SGD has one buffer") };
+            let (w, mut g) = (p.w, p.g);
+            if wd != 0.0 {
+                g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+            }
+            if mu != 0.0 {
+                if buf.is_empty() {
+                    buf.extend_from_slice(&g);
+                } else {
+                    buf.iter_mut().zip(&g).for_each(|(b, &g)| *b = *b * mu + damp1 * g);
                 }
-                if mu != 0.0 {
-                    match buf {
-                        None => *buf = Some(g.clone()),
-                        Some(b) => b.iter_mut().zip(&g).for_each(|(b, &g)| *b = mu * *b + (1.0 - damp) * g),
-                    }
-                    let b = buf.as_ref().expect("internal: momentum buffer set above");
-                    if c.nesterov {
-                        g.iter_mut().zip(b).for_each(|(g, &b)| *g += mu * b);
-                    } else {
-                        g.copy_from_slice(b);
-                    }
+                if nesterov {
+                    g.iter_mut().zip(buf.iter()).for_each(|(g, &b)| *g += mu * b);
+                } else {
+                    g.copy_from_slice(buf);
                 }
-                w.iter_mut().zip(&g).for_each(|(w, &g)| *w -= lr * g);
-            })?;
-        }
-        Ok(())
+            }
+            w.iter_mut().zip(&g).for_each(|(w, &g)| *w += -lr * g);
+        })
     }
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr;
-    }
+    shared_optimizer_methods!();
 }
