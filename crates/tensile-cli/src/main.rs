@@ -7,28 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tensile_nn::{AdamConfig, Linear, Relu, Sequential, SgdConfig, parameter_count};
-use tensile_train::{Callback, EpochRecord, OptimizerConfig, Trainer, TrainerConfig, TrainingData};
-
-/// Prints one line per evaluation: epoch, losses, accuracy, seconds.
-struct PrintEpochs;
-
-impl Callback for PrintEpochs {
-    fn name(&self) -> &str {
-        "print_epochs"
-    }
-    fn on_evaluation(&mut self, _ctx: &mut tensile_train::Context, r: &mut EpochRecord) -> tensile_train::Result<()> {
-        let get = |k: &str| r.values.get(k).copied().unwrap_or(f64::NAN);
-        println!(
-            "{:>5}  {:>10.4}  {:>10.4}  {:>7.2}%  {:>7.3}",
-            r.epoch,
-            get("train_loss"),
-            get("val_loss"),
-            get("val_accuracy") * 100.0,
-            r.seconds
-        );
-        Ok(())
-    }
-}
+use tensile_train::{OptimizerConfig, ProgressMode, Trainer, TrainerConfig, TrainingData};
 
 #[derive(Parser)]
 #[command(name = "tensile", version, about = "Train neural networks from data, natively in Rust.")]
@@ -115,8 +94,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         parameter_count(&model),
         tensile_core::threads::current(),
     );
-    println!("{:>5}  {:>10}  {:>10}  {:>8}  {:>7}", "epoch", "train_loss", "val_loss", "val_acc", "seconds");
-    let mut trainer = Trainer::new(config)?.callback(PrintEpochs);
+    let mut trainer = Trainer::new(config)?.progress(ProgressMode::Auto);
     let result = trainer.fit(&mut model, &TrainingData { train: &data, validation: None, test: None })?;
     let total: f64 = result.history.epochs.iter().map(|r| r.seconds).sum();
     if let Some((epoch, _)) = result.best {
@@ -126,6 +104,9 @@ fn train(args: &TrainArgs) -> Result<()> {
             acc.copied().unwrap_or(f64::NAN) * 100.0,
             total
         );
+    }
+    for finding in &result.diagnosis {
+        println!("- {}", finding.message);
     }
     Ok(())
 }

@@ -220,7 +220,8 @@ impl Callback for Progress {
 }
 
 /// The plain line for one epoch: epoch, `train_loss`, `val_loss`, the monitored value (when
-/// it is neither of those), the learning rate and the epoch's seconds. Values the record lacks
+/// it is neither of those), `val_accuracy` for classifiers, the learning rate and the epoch's
+/// seconds. Values the record lacks
 /// are left out.
 pub fn epoch_line(record: &EpochRecord, total_epochs: usize, monitor: &str) -> String {
     let width = total_epochs.to_string().len();
@@ -228,6 +229,10 @@ pub fn epoch_line(record: &EpochRecord, total_epochs: usize, monitor: &str) -> S
     let mut keys = vec!["train_loss", "val_loss"];
     if !keys.contains(&monitor) {
         keys.push(monitor);
+    }
+    // Accuracy is what most people read first on a classifier, monitored or not.
+    if !keys.contains(&"val_accuracy") {
+        keys.push("val_accuracy");
     }
     for k in keys {
         if let Some(v) = record.get(k) {

@@ -26,12 +26,15 @@ use tensile_nn::{Module, Optimizer, Scheduler, named_parameters, weights};
 use crate::callback::{Callback, CheckpointTiming, Context, EarlyStoppingCallback, LrSchedulerCallback};
 use crate::checkpoint;
 use crate::config::TrainerConfig;
+use crate::diagnosis::diagnose;
 use crate::divergence::{Divergence, Outcome};
 use crate::early_stopping::EarlyStopping;
 use crate::error::{Error, Result};
 use crate::history::{EpochRecord, Event, EventKind, History, Mode, StepRecord};
 use crate::metrics::Task;
 use crate::metrics::{Metric, Outputs, default_metrics};
+use crate::plot::write_curves;
+use crate::progress::{Progress, ProgressMode};
 use crate::task::{batch_loss, batch_tensors, check_compatible, outputs, task_of};
 
 /// The data of a run. Without `validation`, `TrainerConfig::validation_split` of `train` is held
@@ -62,6 +65,8 @@ pub struct TrainResult {
     pub test: Option<std::collections::BTreeMap<String, f64>>,
     /// The standardizer fitted on the training rows, when standardization is on.
     pub standardizer: Option<Standardizer>,
+    /// What the curves say, in plain words, each backed by its numbers.
+    pub diagnosis: Vec<crate::diagnosis::Finding>,
 }
 
 /// Position and loop state stored in checkpoints (besides tensors and callback states).
@@ -109,6 +114,7 @@ pub struct Trainer {
     config: TrainerConfig,
     run_dir: Option<PathBuf>,
     resume: bool,
+    progress: ProgressMode,
     user_callbacks: Vec<Box<dyn Callback>>,
 }
 
@@ -122,7 +128,7 @@ struct Snapshot {
 impl Trainer {
     pub fn new(config: TrainerConfig) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, run_dir: None, resume: false, user_callbacks: Vec::new() })
+        Ok(Trainer { config, run_dir: None, resume: false, progress: ProgressMode::Quiet, user_callbacks: Vec::new() })
     }
 
     /// Writes checkpoints (in `dir/checkpoints`) and the history under `dir`.
@@ -134,6 +140,13 @@ impl Trainer {
     /// Continue from the newest valid checkpoint in the run directory, if there is one.
     pub fn resume(mut self, resume: bool) -> Self {
         self.resume = resume;
+        self
+    }
+
+    /// How progress is shown: nothing (the default for library use), a bar on a terminal, or one
+    /// line per epoch.
+    pub fn progress(mut self, mode: ProgressMode) -> Self {
+        self.progress = mode;
         self
     }
 
@@ -184,6 +197,8 @@ impl Trainer {
         let mut callbacks = self.builtin_callbacks(&cfg)?;
         callbacks.append(&mut self.user_callbacks);
         let mut loader = Loader::new(train_rows, cfg.batch_size, true, false, root.fork(3))?;
+        let steps_per_epoch = loader.batches_per_epoch().div_ceil(cfg.accumulate_batches) as u64;
+        callbacks.push(Box::new(Progress::new(self.progress, cfg.epochs, steps_per_epoch).with_monitor(&cfg.monitor)));
 
         let mut st = LoopState {
             epochs_done: 0,
@@ -536,6 +551,8 @@ impl Trainer {
         if let Some(dir) = &self.run_dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
             st.history.write_csv(dir)?;
+            // Refreshed every evaluation, so a person can watch the run.
+            write_curves(&st.history, monitor, dir)?;
         }
         Ok(stop)
     }
@@ -618,8 +635,10 @@ impl Trainer {
         };
         if let Some(dir) = &self.run_dir {
             history.write_csv(dir)?;
+            write_curves(&history, &self.config.monitor, dir)?;
         }
-        Ok(TrainResult { history, best: st.best, stop: reason, test, standardizer })
+        let diagnosis = diagnose(&history, &self.config.monitor);
+        Ok(TrainResult { history, best: st.best, stop: reason, test, standardizer, diagnosis })
     }
 }
 

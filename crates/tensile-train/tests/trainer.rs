@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use tensile_data::Dataset;
 use tensile_nn::optim::SgdConfig;
 use tensile_train::{
-    Callback, Context, DivergenceConfig, EarlyStoppingConfig, EpochRecord, EventKind, OptimizerConfig, StopCondition,
-    StopReason, Trainer, TrainerConfig, TrainingData,
+    Callback, Context, DivergenceConfig, EarlyStoppingConfig, EpochRecord, EventKind, FindingKind, OptimizerConfig,
+    StopCondition, StopReason, Trainer, TrainerConfig, TrainingData,
 };
 
 type Snapshots = Arc<Mutex<Vec<(usize, Vec<(String, Vec<u32>)>)>>>;
@@ -64,6 +64,13 @@ fn early_stopping_on_an_overfitting_run_restores_the_best_epochs_exact_weights()
     assert_eq!(common::weight_bits(&model), at_best, "restored weights are not the best epoch's");
     let last = result.history.epochs.last().unwrap();
     assert!(last.events.iter().any(|e| e.kind == EventKind::BestRestored), "{:?}", last.events);
+    let onset = result.diagnosis.iter().find_map(|f| match f.kind {
+        FindingKind::Overfitting { began_at_epoch } => Some((began_at_epoch, f.message.clone())),
+        _ => None,
+    });
+    let (onset, message) = onset.unwrap_or_else(|| panic!("no overfitting finding in {:?}", result.diagnosis));
+    assert!(onset.abs_diff(best_epoch) <= 2, "overfitting began at {onset}, best epoch {best_epoch}: {message}");
+    assert!(message.contains(&format!("epoch {onset}")), "{message}");
 }
 
 #[test]
@@ -136,6 +143,9 @@ fn a_run_directory_gets_history_and_steps_and_a_test_set_is_scored_with_the_best
     assert_eq!(history.lines().count(), 9, "{history}");
     assert!(history.lines().next().unwrap().contains("val_accuracy"));
     assert!(dir.join("steps.csv").exists());
+    for curves in ["curves.png", "curves.svg"] {
+        assert!(std::fs::metadata(dir.join(curves)).unwrap().len() > 1000, "{curves}");
+    }
     assert!(!tensile_train::checkpoint::list(&dir.join("checkpoints")).unwrap().is_empty());
     let test_values = result.test.unwrap();
     assert!(test_values["test_accuracy"] > 0.85, "{test_values:?}");
