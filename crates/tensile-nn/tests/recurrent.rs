@@ -222,6 +222,104 @@ const LSTM_NOBIAS_OUT: [f32; 18] = [
 const LSTM_NOBIAS_HN: [f32; 6] = [0.05379964, -0.02685899, -0.02832058, 0.0187455, -0.03495602, 0.02096366];
 const LSTM_NOBIAS_CN: [f32; 6] = [0.09149151, -0.06883052, -0.04748337, 0.03529315, -0.07929956, 0.03699832];
 
+// T = 11, B = 1, H = 2: longer than the 8-step blocks of input projections.
+const GRU_LONG_OUT: [f32; 44] = [
+    0.1041851,
+    0.3585551,
+    -0.1219573,
+    -0.3847394,
+    0.1240205,
+    0.499956,
+    -0.1399174,
+    -0.370322,
+    0.1588617,
+    0.531535,
+    -0.1540791,
+    -0.3586794,
+    0.1590656,
+    0.5860088,
+    -0.150243,
+    -0.3899087,
+    0.1116989,
+    0.6198496,
+    -0.1295153,
+    -0.3813199,
+    0.1309817,
+    0.5971985,
+    -0.1311168,
+    -0.3490466,
+    0.1601579,
+    0.5928786,
+    -0.1235844,
+    -0.3506212,
+    0.1137201,
+    0.6227738,
+    -0.08672534,
+    -0.3486898,
+    0.09763737,
+    0.6157132,
+    -0.06449925,
+    -0.2940914,
+    0.117377,
+    0.5754001,
+    -0.04640295,
+    -0.2254053,
+    0.09991145,
+    0.5890523,
+    -0.02119908,
+    -0.1605876,
+];
+const GRU_LONG_HN: [f32; 8] =
+    [0.2770672, 0.366095, -0.04185817, -0.4448631, 0.09991145, 0.5890523, -0.1219573, -0.3847394];
+const LSTM_LONG_OUT: [f32; 44] = [
+    0.0166005,
+    0.1207142,
+    -0.09990437,
+    -0.3059065,
+    0.06448483,
+    0.1404231,
+    -0.1406434,
+    -0.2706451,
+    0.212621,
+    0.07873754,
+    -0.1578501,
+    -0.2530494,
+    0.1529577,
+    0.1381197,
+    -0.1093025,
+    -0.2979827,
+    0.03125881,
+    0.180748,
+    -0.1102964,
+    -0.2902436,
+    0.1641372,
+    0.1175289,
+    -0.1522601,
+    -0.2462952,
+    0.220083,
+    0.1045825,
+    -0.1266441,
+    -0.2651662,
+    0.0637119,
+    0.1738924,
+    -0.07084184,
+    -0.2882339,
+    0.08274835,
+    0.1614305,
+    -0.10921,
+    -0.2261713,
+    0.2192234,
+    0.08907698,
+    -0.1180578,
+    -0.1713679,
+    0.1510297,
+    0.1445211,
+    -0.02728751,
+    -0.1702763,
+];
+const LSTM_LONG_HN: [f32; 4] = [0.1510297, 0.1445211, -0.09990437, -0.3059065];
+const LSTM_LONG_CN: [f32; 4] = [0.381545, 0.3687624, -0.1994165, -0.5191287];
+
 #[test]
 fn gru_two_layer_bidirectional_matches_pytorch_with_initial_state() {
     let gru = Gru::new(config(2, true, true), &mut Rng::seed(0)).unwrap();
@@ -261,6 +359,24 @@ fn lstm_without_bias_matches_pytorch_from_zero_state() {
     assert_close("output", &out, &LSTM_NOBIAS_OUT, &[2, 3, 3]);
     assert_close("h_n", &h_n, &LSTM_NOBIAS_HN, &[1, 2, 3]);
     assert_close("c_n", &c_n, &LSTM_NOBIAS_CN, &[1, 2, 3]);
+}
+
+#[test]
+fn sequences_longer_than_one_projection_block_match_pytorch_in_both_directions() {
+    let x = x_input(&[1, 11, 2]);
+    let cfg = RecurrentConfig { num_layers: 2, bidirectional: true, ..RecurrentConfig::new(2, 2) };
+    let gru = Gru::new(cfg, &mut Rng::seed(0)).unwrap();
+    set_weights(&gru);
+    let (out, h_n) = gru.forward_with_state(&x, None).unwrap();
+    assert_close("gru output", &out, &GRU_LONG_OUT, &[1, 11, 4]);
+    assert_close("gru h_n", &h_n, &GRU_LONG_HN, &[4, 1, 2]);
+    let lstm =
+        Lstm::new(RecurrentConfig { bidirectional: true, ..RecurrentConfig::new(2, 2) }, &mut Rng::seed(0)).unwrap();
+    set_weights(&lstm);
+    let (out, (h_n, c_n)) = lstm.forward_with_state(&x, None).unwrap();
+    assert_close("lstm output", &out, &LSTM_LONG_OUT, &[1, 11, 4]);
+    assert_close("lstm h_n", &h_n, &LSTM_LONG_HN, &[2, 1, 2]);
+    assert_close("lstm c_n", &c_n, &LSTM_LONG_CN, &[2, 1, 2]);
 }
 
 #[test]
@@ -394,6 +510,10 @@ impl Module for WithStates {
 }
 
 fn check_recurrent(label: &str, lstm: bool, cfg: RecurrentConfig) {
+    check_recurrent_steps(label, lstm, cfg, 3);
+}
+
+fn check_recurrent_steps(label: &str, lstm: bool, cfg: RecurrentConfig, steps: usize) {
     let mut rng = Rng::seed(7);
     let rnn = if lstm {
         Rnn::Lstm(Lstm::new(cfg.clone(), &mut rng).unwrap())
@@ -406,7 +526,7 @@ fn check_recurrent(label: &str, lstm: bool, cfg: RecurrentConfig) {
         let v = Tensor::randn(p.shape(), 0.0, 0.8, DType::F32, &mut rng);
         p.assign_(&v).unwrap();
     }
-    let x = Tensor::randn((2, 3, 2), 0.0, 1.0, DType::F64, &mut rng);
+    let x = Tensor::randn((2, steps, cfg.input_size), 0.0, 1.0, DType::F64, &mut rng);
     common::check_module(label, &m, &x);
 }
 
@@ -422,6 +542,13 @@ fn lstm_gradients_match_finite_differences() {
     check_recurrent("lstm 2 layers", true, config(2, true, false));
     check_recurrent("lstm 2 layers bidirectional", true, config(2, true, true));
     check_recurrent("lstm without bias", true, config(1, false, true));
+}
+
+#[test]
+fn gradients_cross_projection_blocks_in_both_directions() {
+    let cfg = RecurrentConfig { num_layers: 2, bidirectional: true, ..RecurrentConfig::new(1, 2) };
+    check_recurrent_steps("gru 10 steps", false, cfg.clone(), 10);
+    check_recurrent_steps("lstm 10 steps", true, cfg, 10);
 }
 
 #[test]

@@ -67,3 +67,18 @@ out, (h_n, c_n) = lstm(x)
 show("LSTM_NOBIAS_OUT", out)
 show("LSTM_NOBIAS_HN", h_n)
 show("LSTM_NOBIAS_CN", c_n)
+
+# Case C: a sequence longer than the Rust implementation's block of 8 steps (T = 11), so block
+# boundaries are crossed in both directions. B = 1, H = 2.
+x = x_input((1, 11, D))
+gru = torch.nn.GRU(D, 2, num_layers=2, bidirectional=True, batch_first=True)
+set_weights(gru)
+out, h_n = gru(x)
+show("GRU_LONG_OUT", out)
+show("GRU_LONG_HN", h_n)
+lstm = torch.nn.LSTM(D, 2, bidirectional=True, batch_first=True)
+set_weights(lstm)
+out, (h_n, c_n) = lstm(x)
+show("LSTM_LONG_OUT", out)
+show("LSTM_LONG_HN", h_n)
+show("LSTM_LONG_CN", c_n)
