@@ -5,7 +5,8 @@
 //! Module map, in the order a run uses them: `config` (what to do), `task` (classification or
 //! regression), `trainer` (the loop), `callback` (hooks; early stopping, schedules and checkpoint
 //! timing are callbacks), `early_stopping`, `divergence`, `checkpoint` (atomic, checksummed
-//! files), `metrics`, `history`.
+//! files), `metrics`, `history`, `plot` (curves), `diagnosis`, `progress`, `provenance` (what
+//! reproducing a run needs), and `lr_finder` (the learning-rate range test).
 //!
 //! This crate knows nothing of the command line or its config file.
 
@@ -17,9 +18,11 @@ pub mod divergence;
 pub mod early_stopping;
 pub mod error;
 pub mod history;
+pub mod lr_finder;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
+pub mod provenance;
 pub mod task;
 pub mod trainer;
 
@@ -29,7 +32,9 @@ pub use diagnosis::{Finding, FindingKind, diagnose};
 pub use early_stopping::{Combine, EarlyStoppingConfig, StopCondition};
 pub use error::{Error, Result};
 pub use history::{EpochRecord, Event, EventKind, History, Mode, StepRecord};
+pub use lr_finder::{LrFinderConfig, LrFinderResult, lr_find};
 pub use metrics::{ConfusionMatrix, Metric, Outputs, default_metrics};
 pub use plot::{write_curves, write_lr_finder_plot};
 pub use progress::{Progress, ProgressMode};
+pub use provenance::{Machine, Provenance};
 pub use trainer::{Evaluation, StopReason, TrainResult, Trainer, TrainingData, evaluate};

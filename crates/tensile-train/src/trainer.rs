@@ -35,6 +35,7 @@ use crate::metrics::Task;
 use crate::metrics::{Metric, Outputs, default_metrics};
 use crate::plot::write_curves;
 use crate::progress::{Progress, ProgressMode};
+use crate::provenance::Provenance;
 use crate::task::{batch_loss, batch_tensors, check_compatible, outputs, task_of};
 
 /// The data of a run. Without `validation`, `TrainerConfig::validation_split` of `train` is held
@@ -216,6 +217,11 @@ impl Trainer {
             optimizer: serde_json::Value::Null,
             stopped: None,
         };
+        if let Some(dir) = &self.run_dir {
+            // Seed, resolved config, data hash, version and machine: what reproducing needs.
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+            Provenance::collect(&cfg, data.train)?.write(dir)?;
+        }
         let mut best_weights: Option<Vec<Tensor>> = None;
         let ckpt_dir = self.run_dir.as_ref().map(|d| d.join("checkpoints"));
         if self.resume {

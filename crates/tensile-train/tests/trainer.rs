@@ -143,6 +143,8 @@ fn a_run_directory_gets_history_and_steps_and_a_test_set_is_scored_with_the_best
     assert_eq!(history.lines().count(), 9, "{history}");
     assert!(history.lines().next().unwrap().contains("val_accuracy"));
     assert!(dir.join("steps.csv").exists());
+    let provenance = std::fs::read_to_string(dir.join("provenance.json")).unwrap();
+    assert!(provenance.contains("data_sha256") && provenance.contains("\"seed\": 42"), "{provenance}");
     for curves in ["curves.png", "curves.svg"] {
         assert!(std::fs::metadata(dir.join(curves)).unwrap().len() > 1000, "{curves}");
     }
