@@ -117,6 +117,7 @@ pub struct Trainer {
     resume: bool,
     progress: ProgressMode,
     user_callbacks: Vec<Box<dyn Callback>>,
+    extra_metrics: Vec<Box<dyn Metric>>,
 }
 
 /// A snapshot of weights and optimizer state to roll back to.
@@ -129,7 +130,14 @@ struct Snapshot {
 impl Trainer {
     pub fn new(config: TrainerConfig) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, run_dir: None, resume: false, progress: ProgressMode::Quiet, user_callbacks: Vec::new() })
+        Ok(Trainer {
+            config,
+            run_dir: None,
+            resume: false,
+            progress: ProgressMode::Quiet,
+            user_callbacks: Vec::new(),
+            extra_metrics: Vec::new(),
+        })
     }
 
     /// Writes checkpoints (in `dir/checkpoints`) and the history under `dir`.
@@ -151,6 +159,13 @@ impl Trainer {
         self
     }
 
+    /// Adds a metric, computed on the whole validation (and test) set after the task's defaults
+    /// and recorded as `val_<name>`; it can be monitored like any other.
+    pub fn metric(mut self, metric: impl Metric + 'static) -> Self {
+        self.extra_metrics.push(Box::new(metric));
+        self
+    }
+
     /// Adds a callback, called after the built-in ones.
     pub fn callback(mut self, cb: impl Callback + 'static) -> Self {
         self.user_callbacks.push(Box::new(cb));
@@ -166,6 +181,8 @@ impl Trainer {
         let cfg = self.config.clone();
         let task = task_of(data.train)?;
         let root = Rng::seed(cfg.seed);
+        let mut metric_defs = default_metrics(task);
+        metric_defs.append(&mut self.extra_metrics);
 
         // Rows and preprocessing.
         let (train_ds, val_ds, train_rows, val_rows) = match data.validation {
@@ -242,12 +259,11 @@ impl Trainer {
             // A finished run is reported again, unless it is being extended to more epochs.
             let extend = reason == StopReason::Completed && st.epochs_done < total_epochs;
             if !extend {
-                return self.finish(model, data, &task, &st, best_weights, reason, standardizer);
+                return self.finish(model, data, &task, &metric_defs, &st, best_weights, reason, standardizer);
             }
             st.stopped = None;
         }
 
-        let metric_defs = default_metrics(task);
         let mut snapshot = take_snapshot(model, opt.as_ref(), &callbacks)?;
         let mut x = Vec::new();
         let mut y = Vec::new();
@@ -471,7 +487,7 @@ impl Trainer {
             }
             Ok(())
         })?;
-        self.finish(model, data, &task, &st, best_weights, reason, standardizer)
+        self.finish(model, data, &task, &metric_defs, &st, best_weights, reason, standardizer)
     }
 
     fn builtin_callbacks(&self, cfg: &TrainerConfig) -> Result<Vec<Box<dyn Callback>>> {
@@ -598,6 +614,7 @@ impl Trainer {
         model: &mut dyn Module,
         data: &TrainingData,
         task: &Task,
+        metric_defs: &[Box<dyn Metric>],
         st: &LoopState,
         best_weights: Option<Vec<Tensor>>,
         reason: StopReason,
@@ -632,7 +649,7 @@ impl Trainer {
                 let (loss, outputs) = evaluate_rows(model, &ds, &rows, task, self.config.batch_size.max(256))?;
                 let mut values = std::collections::BTreeMap::new();
                 values.insert("test_loss".to_string(), loss);
-                for m in default_metrics(*task) {
+                for m in metric_defs {
                     values.insert(format!("test_{}", m.name()), m.compute(&outputs));
                 }
                 Some(values)

@@ -153,3 +153,45 @@ fn a_run_directory_gets_history_and_steps_and_a_test_set_is_scored_with_the_best
     assert!(test_values["test_accuracy"] > 0.85, "{test_values:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The share of validation rows predicted as class 0: a user-defined metric.
+struct ShareOfZero;
+
+impl tensile_train::Metric for ShareOfZero {
+    fn name(&self) -> String {
+        "share_zero".into()
+    }
+    fn mode(&self) -> tensile_train::Mode {
+        tensile_train::Mode::Max
+    }
+    fn compute(&self, out: &tensile_train::Outputs) -> f64 {
+        let tensile_train::Outputs::Classification { logits, n_classes, .. } = out else { return f64::NAN };
+        let preds = tensile_train::metrics::predictions(logits, *n_classes);
+        preds.iter().filter(|&&p| p == 0).count() as f64 / preds.len() as f64
+    }
+}
+
+#[test]
+fn custom_metrics_are_recorded_and_step_based_evaluation_and_max_steps_are_honoured() {
+    let data = tensile_data::digits();
+    let config = TrainerConfig {
+        epochs: 50,
+        max_steps: Some(70),
+        eval_every_steps: Some(20),
+        monitor: "val_share_zero".into(),
+        ..Default::default()
+    };
+    let mut model = common::mlp(32, 0.0, &mut config.init_rng());
+    let result = Trainer::new(config)
+        .unwrap()
+        .metric(ShareOfZero)
+        .fit(&mut model, &TrainingData { train: &data, validation: None, test: None })
+        .unwrap();
+    assert_eq!(result.stop, StopReason::MaxSteps);
+    let steps: Vec<u64> = result.history.epochs.iter().map(|r| r.step).collect();
+    assert_eq!(steps, vec![20, 40, 60]);
+    assert_eq!(result.history.steps.len(), 70);
+    let share = result.history.epochs[2].values["val_share_zero"];
+    assert!((0.0..=1.0).contains(&share), "{share}");
+    assert!(result.best.is_some());
+}
