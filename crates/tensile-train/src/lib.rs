@@ -9,6 +9,32 @@
 //! reproducing a run needs), and `lr_finder` (the learning-rate range test).
 //!
 //! This crate knows nothing of the command line or its config file.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tensile_nn::ModelSpec;
+//! use tensile_train::{EarlyStoppingConfig, Trainer, TrainerConfig, TrainingData};
+//!
+//! let data = tensile_data::digits();
+//! let spec: ModelSpec = serde_json::from_str(r#"{"layers": [
+//!     {"type": "reshape", "shape": [1, 8, 8]},
+//!     {"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},
+//!     {"type": "relu"},
+//!     {"type": "maxpool2d", "kernel": 2},
+//!     {"type": "flatten"},
+//!     {"type": "linear", "units": 10}
+//! ]}"#)?;
+//! let config = TrainerConfig { epochs: 3, early_stopping: Some(EarlyStoppingConfig::default()), ..Default::default() };
+//! let (mut model, _) = spec.build(&[64], &mut config.init_rng())?;
+//! let dir = std::env::temp_dir().join(format!("tensile-doc-{}", std::process::id()));
+//! let result = Trainer::new(config)?
+//!     .run_dir(&dir) // checkpoints, history.csv, curves.png/.svg, provenance.json
+//!     .fit(&mut model, &TrainingData { train: &data, validation: None, test: None })?;
+//! assert!(result.history.epochs[2].values["val_accuracy"] > 0.8);
+//! assert!(dir.join("curves.svg").exists());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(()) }
+//! ```
 
 pub mod callback;
 pub mod checkpoint;
