@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod provenance;
+mod state;
 pub mod task;
 pub mod trainer;
 

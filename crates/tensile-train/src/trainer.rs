@@ -19,12 +19,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tensile_core::{GradStore, Rng, Tensor, no_grad};
-use tensile_data::{Dataset, Loader, LoaderState, Standardizer, train_validation_split};
+use tensile_data::{Dataset, Loader, Standardizer, train_validation_split};
 use tensile_nn::optim::{ParamGroup, decay_split, grad_norm};
-use tensile_nn::{Module, Optimizer, Scheduler, named_parameters, weights};
+use tensile_nn::{Module, Optimizer, Scheduler, named_parameters};
 
 use crate::callback::{Callback, CheckpointTiming, Context, EarlyStoppingCallback, LrSchedulerCallback};
-use crate::checkpoint;
 use crate::config::TrainerConfig;
 use crate::diagnosis::diagnose;
 use crate::divergence::{Divergence, Outcome};
@@ -36,6 +35,9 @@ use crate::metrics::{Metric, Outputs, default_metrics};
 use crate::plot::write_curves;
 use crate::progress::{Progress, ProgressMode};
 use crate::provenance::Provenance;
+use crate::state::{
+    LoopState, Snapshot, copy_weights, restore, restore_snapshot, save_checkpoint, set_weights, take_snapshot,
+};
 use crate::task::{batch_loss, batch_tensors, check_compatible, outputs, task_of};
 
 /// The data of a run. Without `validation`, `TrainerConfig::validation_split` of `train` is held
@@ -70,43 +72,12 @@ pub struct TrainResult {
     pub diagnosis: Vec<crate::diagnosis::Finding>,
 }
 
-/// Position and loop state stored in checkpoints (besides tensors and callback states).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LoopState {
-    /// Epochs fully finished.
-    epochs_done: usize,
-    /// Batches of the current epoch already consumed.
-    batch_in_epoch: usize,
-    step: u64,
-    loader_epoch_start: Option<LoaderStateJson>,
-    loader: LoaderStateJson,
-    best: Option<(usize, f64)>,
-    divergence: Divergence,
-    module_rngs: Vec<(String, [u64; 4])>,
-    pending_events: Vec<Event>,
-    /// Sum of batch losses times rows, and rows, over the current epoch so far.
-    epoch_loss: (f64, usize),
-    history: History,
-    callbacks: std::collections::BTreeMap<String, serde_json::Value>,
-    optimizer: serde_json::Value,
-    stopped: Option<StopReason>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LoaderStateJson {
-    rng: [u64; 4],
-    epochs_drawn: u64,
-}
-
-impl From<LoaderState> for LoaderStateJson {
-    fn from(s: LoaderState) -> Self {
-        LoaderStateJson { rng: s.rng, epochs_drawn: s.epochs_drawn }
-    }
-}
-impl From<&LoaderStateJson> for LoaderState {
-    fn from(s: &LoaderStateJson) -> Self {
-        LoaderState { rng: s.rng, epochs_drawn: s.epochs_drawn }
-    }
+/// The validation data an evaluation reads.
+struct EvalSet<'a> {
+    ds: &'a Dataset,
+    rows: &'a [usize],
+    task: Task,
+    metrics: &'a [Box<dyn Metric>],
 }
 
 /// Trains models. Build with [`Trainer::new`], optionally give it a run directory (checkpoints,
@@ -118,13 +89,6 @@ pub struct Trainer {
     progress: ProgressMode,
     user_callbacks: Vec<Box<dyn Callback>>,
     extra_metrics: Vec<Box<dyn Metric>>,
-}
-
-/// A snapshot of weights and optimizer state to roll back to.
-struct Snapshot {
-    weights: Vec<Tensor>,
-    optimizer: tensile_nn::optim::OptimizerState,
-    callbacks: Vec<serde_json::Value>,
 }
 
 impl Trainer {
@@ -265,6 +229,7 @@ impl Trainer {
         }
 
         let mut snapshot = take_snapshot(model, opt.as_ref(), &callbacks)?;
+        let eval_set = EvalSet { ds: &val_ds, rows: &val_rows, task, metrics: &metric_defs };
         let mut x = Vec::new();
         let mut y = Vec::new();
         let run_dir = self.run_dir.clone();
@@ -404,10 +369,7 @@ impl Trainer {
                         &mut st,
                         &mut best_weights,
                         &mut snapshot,
-                        &val_ds,
-                        &val_rows,
-                        &task,
-                        &metric_defs,
+                        &eval_set,
                         epoch,
                         seconds,
                     )?;
@@ -416,7 +378,15 @@ impl Trainer {
                     }
                 }
                 if ask_ckpt {
-                    self.save_checkpoint(ckpt_dir.as_deref(), model, opt.as_ref(), &callbacks, &mut st, &best_weights)?;
+                    save_checkpoint(
+                        ckpt_dir.as_deref(),
+                        self.config.checkpoint.keep,
+                        model,
+                        opt.as_ref(),
+                        &callbacks,
+                        &mut st,
+                        &best_weights,
+                    )?;
                 }
                 if let Some(why) = ask_stop {
                     stop = Some(StopReason::Callback(why));
@@ -438,10 +408,7 @@ impl Trainer {
                     &mut st,
                     &mut best_weights,
                     &mut snapshot,
-                    &val_ds,
-                    &val_rows,
-                    &task,
-                    &metric_defs,
+                    &eval_set,
                     epoch,
                     seconds,
                 )?;
@@ -474,7 +441,15 @@ impl Trainer {
                 st.stopped = Some(stop.clone().unwrap_or(StopReason::Completed));
             }
             if ask_ckpt || last {
-                self.save_checkpoint(ckpt_dir.as_deref(), model, opt.as_ref(), &callbacks, &mut st, &best_weights)?;
+                save_checkpoint(
+                    ckpt_dir.as_deref(),
+                    self.config.checkpoint.keep,
+                    model,
+                    opt.as_ref(),
+                    &callbacks,
+                    &mut st,
+                    &best_weights,
+                )?;
             }
             if stop.is_some() {
                 break 'epochs;
@@ -516,16 +491,14 @@ impl Trainer {
         st: &mut LoopState,
         best_weights: &mut Option<Vec<Tensor>>,
         snapshot: &mut Snapshot,
-        val_ds: &Dataset,
-        val_rows: &[usize],
-        task: &Task,
-        metric_defs: &[Box<dyn crate::metrics::Metric>],
+        eval: &EvalSet,
         epoch: usize,
         seconds: f64,
     ) -> Result<Option<String>> {
         let train_loss = st.epoch_loss.0 / st.epoch_loss.1.max(1) as f64;
         model.set_training(false);
-        let (val_loss, outputs) = evaluate_rows(model, val_ds, val_rows, task, self.config.batch_size.max(256))?;
+        let (val_loss, outputs) =
+            evaluate_rows(model, eval.ds, eval.rows, &eval.task, self.config.batch_size.max(256))?;
         model.set_training(true);
         let mut record = EpochRecord {
             epoch,
@@ -537,7 +510,7 @@ impl Trainer {
         };
         record.values.insert("train_loss".into(), train_loss);
         record.values.insert("val_loss".into(), val_loss);
-        for m in metric_defs {
+        for m in eval.metrics {
             record.values.insert(format!("val_{}", m.name()), m.compute(&outputs));
         }
         // Best weights by the monitored value.
@@ -577,35 +550,6 @@ impl Trainer {
             write_curves(&st.history, monitor, dir)?;
         }
         Ok(stop)
-    }
-
-    fn save_checkpoint(
-        &self,
-        dir: Option<&Path>,
-        model: &dyn Module,
-        opt: &dyn Optimizer,
-        callbacks: &[Box<dyn Callback>],
-        st: &mut LoopState,
-        best: &Option<Vec<Tensor>>,
-    ) -> Result<()> {
-        let Some(dir) = dir else { return Ok(()) };
-        st.optimizer = serde_json::to_value(opt.state()).map_err(json_error)?;
-        st.callbacks = callbacks.iter().map(|c| (c.name().to_string(), c.state())).collect();
-        st.module_rngs.clear();
-        model.visit_rngs("", &mut |name, rng| {
-            let state = rng.lock().unwrap_or_else(|e| e.into_inner()).state();
-            st.module_rngs.push((name.to_string(), state));
-        });
-        let mut tensors: Vec<(String, Tensor)> =
-            weights::named_tensors(model).into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
-        if let Some(best) = best {
-            for ((n, _), t) in weights::named_tensors(model).iter().zip(best) {
-                tensors.push((format!("best.{n}"), t.clone()));
-            }
-        }
-        let state = serde_json::to_value(&*st).map_err(json_error)?;
-        checkpoint::save(dir, st.step, &tensors, &state, self.config.checkpoint.keep)?;
-        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -665,11 +609,6 @@ impl Trainer {
     }
 }
 
-fn json_error(e: serde_json::Error) -> Error {
-    Error::Config { key: "checkpoint state", msg: e.to_string() }
-}
-
-/// Runs `f` with a [`Context`] over the loop's state.
 fn with_ctx<R>(
     model: &dyn Module,
     opt: &mut dyn Optimizer,
@@ -723,111 +662,6 @@ fn add_grads(mut a: GradStore, b: GradStore, params: &[(String, Tensor)]) -> Res
         }
     }
     Ok(a)
-}
-
-fn copy_weights(model: &dyn Module) -> Result<Vec<Tensor>> {
-    weights::named_tensors(model).iter().map(|(_, t)| Ok(t.deep_clone()?)).collect()
-}
-
-fn set_weights(model: &dyn Module, values: &[Tensor]) -> Result<()> {
-    for ((_, t), v) in weights::named_tensors(model).iter().zip(values) {
-        t.assign_(v)?;
-    }
-    Ok(())
-}
-
-fn take_snapshot(model: &dyn Module, opt: &dyn Optimizer, callbacks: &[Box<dyn Callback>]) -> Result<Snapshot> {
-    Ok(Snapshot {
-        weights: copy_weights(model)?,
-        optimizer: opt.state(),
-        callbacks: callbacks.iter().map(|c| c.state()).collect(),
-    })
-}
-
-fn restore_snapshot(
-    model: &dyn Module,
-    opt: &mut dyn Optimizer,
-    callbacks: &mut [Box<dyn Callback>],
-    s: &Snapshot,
-) -> Result<()> {
-    set_weights(model, &s.weights)?;
-    opt.load_state(&s.optimizer)?;
-    for (cb, state) in callbacks.iter_mut().zip(&s.callbacks) {
-        // Early stopping keeps counting across a rollback; the schedule goes back with the weights.
-        if cb.name() == "lr_scheduler" {
-            cb.load_state(state)?;
-        }
-    }
-    Ok(())
-}
-
-type Restored = (LoopState, Option<Vec<Tensor>>, PathBuf);
-
-/// Loads the newest valid checkpoint into the model, optimizer, callbacks and loader.
-fn restore(
-    dir: &Path,
-    model: &dyn Module,
-    opt: &mut dyn Optimizer,
-    callbacks: &mut [Box<dyn Callback>],
-    loader: &mut Loader,
-) -> Result<Option<Restored>> {
-    let (found, skipped) = checkpoint::newest_valid(dir)?;
-    let Some((path, ckpt)) = found else {
-        if skipped.is_empty() {
-            return Ok(None);
-        }
-        return Err(Error::Checkpoint {
-            path: dir.display().to_string(),
-            msg: format!("no usable checkpoint: {}", skipped.join("; ")),
-        });
-    };
-    let mut st: LoopState = serde_json::from_value(ckpt.state).map_err(|e| Error::Checkpoint {
-        path: path.display().to_string(),
-        msg: format!("state does not match this version of tensile: {e}"),
-    })?;
-    let named = weights::named_tensors(model);
-    let mut best = Vec::new();
-    for (name, t) in &named {
-        let saved = ckpt.tensors.get(&format!("model.{name}")).ok_or_else(|| Error::Checkpoint {
-            path: path.display().to_string(),
-            msg: format!("has no tensor for '{name}': it belongs to another model"),
-        })?;
-        if saved.shape() != t.shape() {
-            return Err(Error::Checkpoint {
-                path: path.display().to_string(),
-                msg: format!("'{name}' has shape {} but the model has {}", saved.shape(), t.shape()),
-            });
-        }
-        t.assign_(&saved.to_dtype(t.dtype())?)?;
-        if let Some(b) = ckpt.tensors.get(&format!("best.{name}")) {
-            best.push(b.to_dtype(t.dtype())?);
-        }
-    }
-    let best = (best.len() == named.len() && !named.is_empty()).then_some(best);
-    let opt_state = serde_json::from_value(st.optimizer.clone()).map_err(json_error)?;
-    opt.load_state(&opt_state)?;
-    for cb in callbacks.iter_mut() {
-        if let Some(s) = st.callbacks.get(cb.name()) {
-            cb.load_state(s)?;
-        }
-    }
-    loader.restore(&(&st.loader).into());
-    let rngs = std::mem::take(&mut st.module_rngs);
-    model.visit_rngs("", &mut |name, rng| {
-        if let Some((_, s)) = rngs.iter().find(|(n, _)| n == name) {
-            *rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::from_state(*s);
-        }
-    });
-    st.module_rngs = rngs;
-    for s in skipped {
-        st.pending_events.push(Event {
-            step: st.step,
-            epoch: st.epochs_done + 1,
-            kind: EventKind::Resumed,
-            message: format!("skipped a damaged checkpoint: {s}"),
-        });
-    }
-    Ok(Some((st, best, path)))
 }
 
 /// A loss and accuracy summary, for callers that only need those.
