@@ -1,6 +1,6 @@
 //! Reverse-mode autodiff, define-by-run.
 //!
-//! Every op on a tracking tensor records itself ([`crate::ops::Op`]). `backward()` sorts the graph
+//! Every op on a tracking tensor records itself (`ops::Op`). `backward()` sorts the graph
 //! once (inputs before outputs) and walks it in reverse, asking each op for its inputs'
 //! gradients and summing gradients that meet at a tensor used more than once. Gradient
 //! arithmetic runs with tracking off, so it builds no graph of its own. Each node's op is taken

@@ -1,7 +1,7 @@
 //! Tensor storage and the backend interface.
 //!
 //! [`Storage`] is an enum over devices and [`CpuStorage`] an enum over element types. Every
-//! kernel a tensor op needs is a method of the internal [`BackendStorage`] trait, so when a second
+//! kernel a tensor op needs is a method of the internal `BackendStorage` trait, so when a second
 //! backend (CUDA) is added the compiler lists every op it still has to cover. Kernels never see
 //! autodiff: they take storages and layouts and return new contiguous storages.
 

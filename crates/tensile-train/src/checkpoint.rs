@@ -9,7 +9,7 @@
 //! not always notice in the tensor data.
 //!
 //! Files are named `ckpt-<step>.tensile` in the run's `checkpoints/` folder; the newest `keep`
-//! are kept. [`newest_valid`] returns the newest checkpoint that verifies, skipping (and
+//! are kept, and the trainer keeps the best weights so far beside them as `best.safetensors`. [`newest_valid`] returns the newest checkpoint that verifies, skipping (and
 //! reporting) any that do not, so a run killed while writing resumes from the previous one.
 
 use std::collections::{BTreeMap, HashMap};

@@ -528,6 +528,13 @@ impl Trainer {
             if better {
                 st.best = Some((epoch, v));
                 *best_weights = Some(copy_weights(model)?);
+                // The best weights so far also stand alone, beside the rolling checkpoints.
+                if let Some(dir) = &self.run_dir {
+                    let ckpt = dir.join("checkpoints");
+                    std::fs::create_dir_all(&ckpt)
+                        .map_err(|e| Error::Io { path: ckpt.display().to_string(), source: e })?;
+                    tensile_nn::save_weights(model, &ckpt.join("best.safetensors"))?;
+                }
             }
         }
         // A finite evaluation is a good state to roll back to.

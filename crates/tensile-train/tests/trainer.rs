@@ -149,6 +149,10 @@ fn a_run_directory_gets_history_and_steps_and_a_test_set_is_scored_with_the_best
         assert!(std::fs::metadata(dir.join(curves)).unwrap().len() > 1000, "{curves}");
     }
     assert!(!tensile_train::checkpoint::list(&dir.join("checkpoints")).unwrap().is_empty());
+    // The best weights stand alone too, and they are the ones the model ends with.
+    let best = common::mlp(64, 0.0, &mut tensile_core::Rng::seed(9));
+    tensile_nn::load_weights(&best, &dir.join("checkpoints/best.safetensors")).unwrap();
+    assert_eq!(common::weight_bits(&best), common::weight_bits(&model));
     let test_values = result.test.unwrap();
     assert!(test_values["test_accuracy"] > 0.85, "{test_values:?}");
     std::fs::remove_dir_all(&dir).unwrap();

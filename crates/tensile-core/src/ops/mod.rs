@@ -1,5 +1,5 @@
 //! Tensor operations, each family in its own file with its forward and its gradient rule side by
-//! side. [`Op`] records how a tensor was made; [`Op::backward`] is the gradient table: one line
+//! side. `Op` records how a tensor was made; `Op::backward` is the gradient table: one line
 //! per op, dispatching to the rule written next to that op's forward.
 //!
 //! Derived operations (`sub` of a scalar, `mean`, `var`, `stack`, `square`…) are built from
