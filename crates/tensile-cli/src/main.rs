@@ -1,16 +1,33 @@
-//! The `tensile` command. Thin glue: parse arguments, build the model and the configuration,
-//! call tensile-train, print. Errors from the libraries are printed as a chain, with exit
-//! status 1 for bad input and 2 for bad usage (clap's own).
+//! The `tensile` command. Thin glue: parse arguments, read the config and the data, call the
+//! libraries, print. Every error is printed as one paragraph (`error: ...` with its chain of
+//! causes); exit status 1 for bad input or config, 2 for bad usage (clap's own).
+//!
+//! Module map: `config` (the TOML run config: keys, overrides, checks), `data` (reading the
+//! tables a config names), `artifacts` (`model.json` and loading a trained run), and one module
+//! per command under `commands`.
+
+mod artifacts;
+mod commands;
+mod config;
+mod data;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
-use tensile_nn::{AdamConfig, Linear, Relu, Sequential, SgdConfig, parameter_count};
-use tensile_train::{OptimizerConfig, ProgressMode, Trainer, TrainerConfig, TrainingData};
+use clap::{Parser, Subcommand};
+
+use crate::commands::{eval, predict, summary, train};
+
+const EXAMPLES: &str = "\
+Examples:
+  tensile train                                   # the built-in digits demo
+  tensile train run.toml --set training.epochs=5  # train from a config file
+  tensile train --data iris.csv --target species  # a default model for a table, no config
+  tensile summary run.toml                        # layers, output shapes, parameters, memory
+  tensile eval runs/run --data test.csv           # loss, metrics, confusion matrix
+  tensile predict runs/run --data new.csv --out predictions.csv";
 
 #[derive(Parser)]
-#[command(name = "tensile", version, about = "Train neural networks from data, natively in Rust.")]
+#[command(name = "tensile", version, about = "Train neural networks from data, natively in Rust.", after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,109 +35,50 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model. With no arguments, trains an MLP on the built-in digits dataset.
-    #[command(after_help = "Example:\n  tensile train --epochs 30 --optimizer sgd --lr 0.05")]
-    Train(TrainArgs),
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OptimizerKind {
-    Adam,
-    Sgd,
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
-    /// Rows per mini-batch.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Learning rate (default: 0.001 for Adam, 0.05 for SGD).
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
-    optimizer: OptimizerKind,
-    /// Units in each hidden layer, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "128")]
-    hidden: Vec<usize>,
-    /// Fraction of the rows held out for validation.
-    #[arg(long, default_value_t = 0.2)]
-    validation_split: f64,
-    /// Seed of every random stream (initialization, split, batch order).
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-}
-
-fn train(args: &TrainArgs) -> Result<()> {
-    tensile_core::threads::init();
-    if args.hidden.contains(&0) {
-        anyhow::bail!("--hidden: every layer needs at least one unit, found {:?}", args.hidden);
-    }
-    let data = tensile_data::digits();
-    let n_classes = data.n_classes().context("internal: digits has class targets")?;
-    let optimizer = match args.optimizer {
-        OptimizerKind::Adam => OptimizerConfig::Adam(AdamConfig { lr: args.lr.unwrap_or(1e-3), ..Default::default() }),
-        OptimizerKind::Sgd => {
-            OptimizerConfig::Sgd(SgdConfig { lr: args.lr.unwrap_or(0.05), momentum: 0.9, ..Default::default() })
-        }
-    };
-    let config = TrainerConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        validation_split: args.validation_split,
-        optimizer,
-        seed: args.seed,
-        ..Default::default()
-    };
-    let mut rng = config.init_rng();
-    let mut model = Sequential::new();
-    let mut width = data.n_features();
-    for &h in &args.hidden {
-        model = model.with(Linear::new(width, h, true, &mut rng)).with(Relu);
-        width = h;
-    }
-    model = model.with(Linear::new(width, n_classes, true, &mut rng));
-    println!(
-        "digits: {} rows, {} features, {} classes; MLP {}-{}-{}, {} parameters; {} threads",
-        data.len(),
-        data.n_features(),
-        n_classes,
-        data.n_features(),
-        args.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-"),
-        n_classes,
-        parameter_count(&model),
-        tensile_core::threads::current(),
-    );
-    let mut trainer = Trainer::new(config)?.progress(ProgressMode::Auto);
-    let result = trainer.fit(&mut model, &TrainingData { train: &data, validation: None, test: None })?;
-    let total: f64 = result.history.epochs.iter().map(|r| r.seconds).sum();
-    if let Some((epoch, _)) = result.best {
-        let acc = result.history.epochs.iter().find(|r| r.epoch == epoch).and_then(|r| r.values.get("val_accuracy"));
-        println!(
-            "best epoch {epoch} (weights restored): validation accuracy {:.2}%; {:.2} s in all",
-            acc.copied().unwrap_or(f64::NAN) * 100.0,
-            total
-        );
-    }
-    for finding in &result.diagnosis {
-        println!("- {}", finding.message);
-    }
-    Ok(())
+    /// Train a model from a config file, from a table with --data, or (with neither) on the
+    /// built-in digits dataset.
+    #[command(after_help = train::EXAMPLES)]
+    Train(train::Args),
+    /// Show the model a config builds: layers, output shapes, parameters and a memory estimate.
+    #[command(after_help = summary::EXAMPLES)]
+    Summary(summary::Args),
+    /// Score a trained model on a table: loss, metrics and (for classifiers) a confusion matrix.
+    #[command(after_help = eval::EXAMPLES)]
+    Eval(eval::Args),
+    /// Write a trained model's predictions for a table as CSV.
+    #[command(after_help = predict::EXAMPLES)]
+    Predict(predict::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Train(args) => train(args),
+        Command::Train(args) => train::run(args),
+        Command::Summary(args) => summary::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes in one line, each cause left out when the message before it already
+/// says it (some library errors print their source in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if !text.contains(&msg) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&msg);
+        }
+    }
+    text
 }

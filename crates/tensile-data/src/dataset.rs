@@ -6,6 +6,7 @@
 //! tensors. Features are one flat row-major `Vec<f32>` (N x D) rather than a `Vec` per row, so a
 //! batch is a few `memcpy`s and the whole table is one allocation.
 
+use crate::columns::ColumnEncoding;
 use crate::error::{Error, Result};
 
 /// What each row is to be predicted as.
@@ -39,6 +40,7 @@ pub struct Dataset {
     n_features: usize,
     feature_names: Vec<String>,
     targets: Targets,
+    columns: ColumnEncoding,
 }
 
 impl Dataset {
@@ -62,7 +64,28 @@ impl Dataset {
                 return Err(invalid(format!("class label {bad} with only {} class names", class_names.len())));
             }
         }
-        Ok(Dataset { features, n_features, feature_names, targets })
+        let columns = ColumnEncoding::numeric(&feature_names);
+        Ok(Dataset { features, n_features, feature_names, targets, columns })
+    }
+
+    /// Replaces the description of the original columns (every column numeric after
+    /// [`Dataset::new`]). Errors unless `columns` encodes to exactly this dataset's feature names.
+    pub fn with_columns(mut self, columns: ColumnEncoding) -> Result<Self> {
+        if columns.feature_names() != self.feature_names {
+            return Err(invalid(format!(
+                "a column encoding of {} features for a dataset with feature names {:?}",
+                columns.width(),
+                self.feature_names
+            )));
+        }
+        self.columns = columns;
+        Ok(self)
+    }
+
+    /// The original columns and how each became features (categories of one-hot columns), to
+    /// encode prediction data the same way.
+    pub fn columns(&self) -> &ColumnEncoding {
+        &self.columns
     }
 
     /// Number of rows N.
@@ -148,7 +171,13 @@ impl Dataset {
             },
             Targets::Values(v) => Targets::Values(indices.iter().map(|&i| v[i]).collect()),
         };
-        Dataset { features, n_features: self.n_features, feature_names: self.feature_names.clone(), targets }
+        Dataset {
+            features,
+            n_features: self.n_features,
+            feature_names: self.feature_names.clone(),
+            targets,
+            columns: self.columns.clone(),
+        }
     }
 
     /// Copies the features of `indices` (B rows) into `out` as B x D row-major, replacing its

@@ -35,10 +35,23 @@ pub enum Error {
     #[error("{path}, line {line}: found the end of the file, expected {expected}")]
     Empty { path: String, line: u64, expected: String },
 
+    /// A binary input (an NPY/NPZ array, an image, a folder of images) that is not what the
+    /// reader expects. `path` is the file or folder; `within` narrows it down where useful (an
+    /// array inside an NPZ archive).
+    #[error("{path}{}: found {found}, expected {expected}", within_part(.within))]
+    Format { path: String, within: Option<String>, found: String, expected: String },
+
     /// A parameter given by code or config is out of range (a split fraction, a batch size, a
     /// buffer of the wrong length).
     #[error("invalid argument: {what}")]
     InvalidArgument { what: String },
+}
+
+fn within_part(within: &Option<String>) -> String {
+    match within {
+        Some(what) => format!(", {what}"),
+        None => String::new(),
+    }
 }
 
 fn column_part(column: &Option<String>) -> String {

@@ -1,8 +1,10 @@
 //! tensile-data: tables in, seeded batches of row indices out.
 //!
-//! The path through this crate follows the data: a reader ([`read_csv`], or the built-in
-//! [`digits`]) makes a [`Dataset`]; [`train_validation_split`] divides its rows; a
-//! [`Standardizer`] is fitted on the training rows only; a [`Loader`] deals the training rows out
+//! The path through this crate follows the data: a reader ([`read_csv`] / [`read_csv_with`],
+//! [`read_npy`] / [`read_npz`], [`read_image_folder`], or the built-in [`digits`]) makes a
+//! [`Dataset`], which also keeps how its original columns became features ([`ColumnEncoding`]:
+//! one-hot categories) so prediction data can be encoded the same way;
+//! [`train_validation_split`] divides its rows; a [`Standardizer`] is fitted on the training rows only; a [`Loader`] deals the training rows out
 //! in seeded, shuffled batches; [`Dataset::gather`] copies each batch into reusable `Vec`
 //! buffers. This crate knows nothing of models, training or the CLI, and makes no tensors: the
 //! training crate turns the buffers into tensors. Its only link to tensile-core is
@@ -12,21 +14,30 @@
 //! in a batch.
 //! Feature buffers are always row-major.
 //!
-//! Module map, in data order: `error` (the [`Error`] type), `dataset`, `csv`, `builtin`,
+//! Module map, in data order: `error` (the [`Error`] type), `dataset`, `columns` (numeric and
+//! categorical columns, imputation), the readers `csv`, `npy`, `images`, `builtin`, then
 //! `split`, `preprocess`, `loader`.
 
 mod builtin;
+mod columns;
 mod csv;
 mod dataset;
 mod error;
+mod images;
 mod loader;
+mod npy;
 mod preprocess;
 mod split;
 
 pub use crate::builtin::digits;
-pub use crate::csv::{MAX_INFERRED_CLASSES, Task, read_csv, read_csv_from};
+pub use crate::columns::{ColumnEncoding, FeatureColumn, Impute};
+pub use crate::csv::{
+    CsvOptions, MAX_INFERRED_CLASSES, Task, read_csv, read_csv_from, read_csv_from_with, read_csv_with,
+};
 pub use crate::dataset::{Dataset, Targets};
 pub use crate::error::{Error, Result};
+pub use crate::images::read_image_folder;
 pub use crate::loader::{Epoch, Loader, LoaderState};
+pub use crate::npy::{NPZ_FEATURES_KEY, NPZ_TARGETS_KEY, read_npy, read_npy_features, read_npz};
 pub use crate::preprocess::Standardizer;
 pub use crate::split::train_validation_split;

@@ -6,7 +6,8 @@
 //! regression), `trainer` (the loop), `callback` (hooks; early stopping, schedules and checkpoint
 //! timing are callbacks), `early_stopping`, `divergence`, `checkpoint` (atomic, checksummed
 //! files), `metrics`, `history`, `plot` (curves), `diagnosis`, `progress`, `provenance` (what
-//! reproducing a run needs), and `lr_finder` (the learning-rate range test).
+//! reproducing a run needs), `tensorboard` (event files), and `lr_finder` (the learning-rate
+//! range test).
 //!
 //! This crate knows nothing of the command line or its config file.
 //!
@@ -51,6 +52,7 @@ pub mod progress;
 pub mod provenance;
 mod state;
 pub mod task;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use callback::{Callback, Context};
@@ -64,4 +66,5 @@ pub use metrics::{ConfusionMatrix, Metric, Outputs, default_metrics};
 pub use plot::{write_curves, write_lr_finder_plot};
 pub use progress::{Progress, ProgressMode};
 pub use provenance::{Machine, Provenance};
+pub use tensorboard::TensorBoardLogger;
 pub use trainer::{Evaluation, StopReason, TrainResult, Trainer, TrainingData, evaluate};

@@ -479,6 +479,9 @@ impl Trainer {
                 every_steps: cfg.checkpoint.every_steps,
             }));
         }
+        if let Some(dir) = &self.run_dir {
+            cbs.push(Box::new(crate::tensorboard::TensorBoardLogger::new(dir)));
+        }
         Ok(cbs)
     }
 

@@ -1,0 +1,250 @@
+//! `tensile train`: config (or command-line shortcuts) -> data -> model -> `tensile_train::Trainer`,
+//! then the run directory gets the resolved `config.toml`, `model.safetensors` (best weights) and
+//! `model.json` beside what the trainer writes (checkpoints, history, curves, provenance).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+use tensile_nn::{ModelSpec, parameter_count};
+use tensile_train::{ProgressMode, Trainer, TrainingData};
+
+use crate::artifacts::{ModelInfo, StandardizerParts};
+use crate::config::{self, TaskName};
+use crate::data;
+
+pub const EXAMPLES: &str = "\
+Examples:
+  tensile train                                        # MLP on the built-in digits dataset
+  tensile train --epochs 30 --optimizer sgd --lr 0.05  # the same, other settings
+  tensile train run.toml                               # everything from a config file
+  tensile train run.toml --set training.epochs=5 --set 'training.optimizer={type=\"sgd\",lr=0.1}'
+  tensile train --data iris.csv --target species --out runs/iris
+  tensile train run.toml --resume                      # continue the run in its directory
+
+A config file (data paths are relative to the config's folder):
+  [data]
+  train = \"iris.csv\"
+  target = \"species\"
+  [training]
+  epochs = 50
+  optimizer = { type = \"adam\", lr = 1e-3 }
+  early_stopping = { monitor = \"val_loss\", patience = 5 }
+  [output]
+  dir = \"runs/iris\"";
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OptimizerKind {
+    Adam,
+    Sgd,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A TOML config file (sections `[data]`, `[model]`, `[training]`, `[output]`).
+    config: Option<PathBuf>,
+    /// Train on this CSV file (overrides data.train).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// The target column of --data (overrides data.target; default `target`).
+    #[arg(long, value_name = "COLUMN")]
+    target: Option<String>,
+    /// Override any config key: dotted path, value in TOML (e.g. training.epochs=5). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// The run directory (overrides output.dir; default runs/NAME, after the config or data file).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue the run in the run directory from its newest valid checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Passes over the training data (training.epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Rows per mini-batch (training.batch_size).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate (default: 0.001 for Adam, 0.05 for SGD).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimizer (training.optimizer; SGD uses momentum 0.9).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Units in each hidden layer of the default MLP, comma-separated (model.hidden).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Fraction of the rows held out for validation (training.validation_split).
+    #[arg(long)]
+    validation_split: Option<f64>,
+    /// Seed of every random stream (training.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl Args {
+    /// The shortcut flags and --data/--target as `KEY=VALUE` overrides, before the --set ones.
+    fn overrides(&self) -> Result<Vec<String>> {
+        let mut o = Vec::new();
+        if let Some(d) = &self.data {
+            let abs = std::path::absolute(d).with_context(|| format!("cannot resolve the path {}", d.display()))?;
+            o.push(format!("data.train={}", toml_string(&abs.display().to_string())));
+        }
+        if let Some(t) = &self.target {
+            o.push(format!("data.target={}", toml_string(t)));
+        }
+        if let Some(v) = self.epochs {
+            o.push(format!("training.epochs={v}"));
+        }
+        if let Some(v) = self.batch_size {
+            o.push(format!("training.batch_size={v}"));
+        }
+        match (self.optimizer, self.lr) {
+            (Some(OptimizerKind::Sgd), lr) => {
+                o.push(format!("training.optimizer={{type=\"sgd\",lr={:?},momentum=0.9}}", lr.unwrap_or(0.05)))
+            }
+            (Some(OptimizerKind::Adam), lr) => {
+                o.push(format!("training.optimizer={{type=\"adam\",lr={:?}}}", lr.unwrap_or(1e-3)))
+            }
+            (None, Some(lr)) => o.push(format!("training.optimizer.lr={lr:?}")),
+            (None, None) => {}
+        }
+        if let Some(h) = &self.hidden {
+            o.push(format!("model.hidden={h:?}"));
+        }
+        if let Some(v) = self.validation_split {
+            o.push(format!("training.validation_split={v:?}"));
+        }
+        if let Some(v) = self.seed {
+            o.push(format!("training.seed={v}"));
+        }
+        o.extend(self.set.iter().cloned());
+        Ok(o)
+    }
+
+    /// The run directory: --out, else output.dir, else `runs/<name>`; none for the digits demo.
+    fn run_dir(&self, cfg: &config::RunConfig) -> Option<PathBuf> {
+        if let Some(out) = self.out.clone().or_else(|| cfg.output.dir.clone()) {
+            return Some(out);
+        }
+        let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let name = self.config.as_deref().and_then(stem).or_else(|| cfg.data.train.as_deref().and_then(stem))?;
+        Some(Path::new("runs").join(name))
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    tensile_core::threads::init();
+    if args.config.is_none() && args.data.is_none() && args.target.is_some() {
+        bail!("--target names a column of --data; give --data FILE as well");
+    }
+    let mut loaded = config::load(args.config.as_deref(), &args.overrides()?)?;
+    let run_data = data::read(&loaded)?;
+    let out = args.run_dir(&loaded.config);
+    if let Some(dir) = &out
+        && !args.resume
+        && dir.join("checkpoints").exists()
+    {
+        bail!(
+            "the run directory {} already holds a run; pass --resume to continue it, or choose another --out",
+            dir.display()
+        );
+    }
+
+    let cfg = &mut loaded.config;
+    let train = &run_data.train;
+    let outputs = train.n_classes().unwrap_or(1);
+    let layers = cfg.model.layers_for(outputs)?;
+    cfg.model.layers = Some(layers.clone());
+    cfg.data.task = Some(run_data.task);
+    // The resolved config lives in the run directory, so its data paths must not depend on
+    // where the original config was.
+    for p in [&mut cfg.data.train, &mut cfg.data.validation, &mut cfg.data.test].into_iter().flatten() {
+        let full = config::resolve(&loaded.base, p);
+        *p = std::path::absolute(&full).unwrap_or(full);
+    }
+    cfg.output.dir = out.clone();
+    let spec = ModelSpec { layers };
+    let input_shape = vec![train.n_features()];
+    let (mut model, _) = spec.build(&input_shape, &mut cfg.training.init_rng()).context("cannot build the model")?;
+    if let Some(dir) = &out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the run directory {}", dir.display()))?;
+        let text = toml::to_string(&*cfg).context("internal: the resolved config serializes")?;
+        write(&dir.join("config.toml"), text.as_bytes())?;
+    }
+
+    if !args.quiet {
+        let what = match train.n_classes() {
+            Some(c) => format!("{c} classes"),
+            None => "regression".to_string(),
+        };
+        println!(
+            "{}: {} rows, {} features, {what}; {} layers, {} parameters; {} threads",
+            run_data.name,
+            train.len(),
+            train.n_features(),
+            spec.layers.len(),
+            parameter_count(&model),
+            tensile_core::threads::current(),
+        );
+    }
+    let progress = if args.quiet { ProgressMode::Quiet } else { ProgressMode::Auto };
+    let mut trainer = Trainer::new(cfg.training.clone())?.progress(progress).resume(args.resume);
+    if let Some(dir) = &out {
+        trainer = trainer.run_dir(dir);
+    }
+    let data = TrainingData { train, validation: run_data.validation.as_ref(), test: run_data.test.as_ref() };
+    let result = trainer.fit(&mut model, &data)?;
+
+    if let Some(dir) = &out {
+        tensile_nn::save_weights(&model, &dir.join("model.safetensors"))?;
+        let info = ModelInfo {
+            tensile_version: env!("CARGO_PKG_VERSION").to_string(),
+            task: run_data.task,
+            spec,
+            input_shape,
+            feature_names: train.feature_names().to_vec(),
+            target: cfg.data.target.clone(),
+            class_names: train.class_names().map(<[String]>::to_vec),
+            standardizer: result
+                .standardizer
+                .as_ref()
+                .map(|s| StandardizerParts { mean: s.mean().to_vec(), std: s.std().to_vec() }),
+        };
+        let json = serde_json::to_string_pretty(&info).context("internal: model.json serializes")?;
+        write(&dir.join("model.json"), json.as_bytes())?;
+    }
+    if args.quiet {
+        return Ok(());
+    }
+    let total: f64 = result.history.epochs.iter().map(|r| r.seconds).sum();
+    if let Some((epoch, value)) = result.best {
+        let record = result.history.epochs.iter().find(|r| r.epoch == epoch);
+        let shown = match (run_data.task, record.and_then(|r| r.values.get("val_accuracy"))) {
+            (TaskName::Classification, Some(acc)) => format!("validation accuracy {:.2}%", acc * 100.0),
+            _ => format!("{} {value:.4}", cfg.training.monitor),
+        };
+        println!("best epoch {epoch} (weights restored): {shown}; {total:.2} s in all");
+    }
+    if let Some(test) = &result.test {
+        let parts: Vec<String> = test.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        println!("test: {}", parts.join(", "));
+    }
+    for finding in &result.diagnosis {
+        println!("- {}", finding.message);
+    }
+    if let Some(dir) = &out {
+        println!("saved to {}", dir.display());
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    tensile_nn::weights::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
