@@ -5,11 +5,12 @@
 //! whose name contains it (`cargo bench -p tensile-core --bench gemm -- batched`).
 //!
 //! Each case is warmed up, then timed as `SAMPLES` samples of enough calls to last about
-//! `SAMPLE_S` each; the median is reported because another process may share the machine, and
-//! the min and max show how much it did. What is timed is the whole `matmul` call as users see
-//! it (output allocation included), not the raw kernel: the comparison with the `gemm` crate
-//! itself is in BENCHMARKS.md. A plain binary rather than criterion or divan keeps the crate free
-//! of bench-only dependencies and prints GFLOP/s, the unit the GEMM crates are compared in.
+//! `SAMPLE_S` each, taken round-robin over the cases; the median is reported because another
+//! process may share the machine, and the min and max show how much it did. What is timed is
+//! the whole `matmul` call as users see it (output allocation included), not the raw kernel:
+//! the comparison with the `gemm` crate itself is in BENCHMARKS.md. A plain binary rather than
+//! criterion or divan keeps the crate free of bench-only dependencies and prints GFLOP/s, the
+//! unit the GEMM crates are compared in.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -78,41 +79,48 @@ fn main() {
     // `cargo bench` passes `--bench`; any other argument is a name filter.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let threads = tensile_core::threads::init();
+    let cases: Vec<Case> =
+        cases().into_iter().filter(|c| filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
+    let call = |c: &Case| black_box(c.lhs.matmul(&c.rhs).expect("shapes match"));
+    // Warm-up (page faults, rayon workers waking, caches), then size each case's sample.
+    let iters: Vec<usize> = cases
+        .iter()
+        .map(|c| {
+            call(c);
+            let start = Instant::now();
+            call(c);
+            ((SAMPLE_S / start.elapsed().as_secs_f64()).ceil() as usize).max(1)
+        })
+        .collect();
+    // Samples go round-robin over the cases rather than case after case: the speed of a shared
+    // (virtual) machine drifts over seconds, and this way the drift hits every case alike.
+    let mut secs = vec![Vec::with_capacity(SAMPLES); cases.len()];
+    for _ in 0..SAMPLES {
+        for (i, c) in cases.iter().enumerate() {
+            let start = Instant::now();
+            for _ in 0..iters[i] {
+                call(c);
+            }
+            secs[i].push(start.elapsed().as_secs_f64() / iters[i] as f64);
+        }
+    }
     println!("tensile Tensor::matmul, f32, {threads} thread(s), median of {SAMPLES} samples of ~{SAMPLE_S} s");
     println!(
         "{:<8} {:<30} {:>7} {:>9} {:>9} {:>9} {:>10}",
         "case", "shape", "threads", "GFLOP/s", "min", "max", "ms/call"
     );
-    for case in cases() {
-        if filter.as_deref().is_some_and(|f| !case.name.contains(f)) {
-            continue;
-        }
-        let call = || black_box(case.lhs.matmul(&case.rhs).expect("shapes match"));
-        // Warm-up (page faults, rayon workers waking, caches), then size a sample.
-        call();
-        let start = Instant::now();
-        call();
-        let iters = ((SAMPLE_S / start.elapsed().as_secs_f64()).ceil() as usize).max(1);
-        let mut secs: Vec<f64> = (0..SAMPLES)
-            .map(|_| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    call();
-                }
-                start.elapsed().as_secs_f64() / iters as f64
-            })
-            .collect();
-        secs.sort_by(f64::total_cmp);
-        let gflops = |s: f64| case.flop / s / 1e9;
-        let median = secs[SAMPLES / 2];
+    for (c, s) in cases.iter().zip(&mut secs) {
+        s.sort_by(f64::total_cmp);
+        let gflops = |t: f64| c.flop / t / 1e9;
+        let median = s[SAMPLES / 2];
         println!(
             "{:<8} {:<30} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>10.3}",
-            case.name,
-            case.shape,
+            c.name,
+            c.shape,
             threads,
             gflops(median),
-            gflops(secs[SAMPLES - 1]),
-            gflops(secs[0]),
+            gflops(s[SAMPLES - 1]),
+            gflops(s[0]),
             median * 1e3
         );
     }
