@@ -41,6 +41,31 @@ pub trait Module: Send {
     fn kind(&self) -> &'static str;
 }
 
+/// A boxed module is a module, so boxed layers compose like concrete ones.
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).forward(x)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).visit_params(prefix, f)
+    }
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).visit_buffers(prefix, f)
+    }
+    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(&str, &Mutex<Rng>)) {
+        (**self).visit_rngs(prefix, f)
+    }
+    fn set_training(&mut self, training: bool) {
+        (**self).set_training(training)
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        (**self).children()
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+}
+
 /// Converts every parameter and buffer of `m` to `dtype` in place (`f64` for gradient checks),
 /// like PyTorch's `module.double()`. Optimizers built before the cast see the new dtype.
 pub fn cast(m: &dyn Module, dtype: DType) -> Result<()> {

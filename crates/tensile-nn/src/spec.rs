@@ -237,64 +237,50 @@ impl LayerSpec {
     }
 }
 
-/// Selects the last step of a recurrent layer's output sequence (`[B, T, H] -> [B, H]`) unless
-/// the whole sequence is wanted.
-struct Recurrent {
-    inner: Box<dyn Module>,
-    return_sequences: bool,
+type AdaptedForward<M> = Box<dyn Fn(&M, &tensile_core::Tensor) -> Result<tensile_core::Tensor> + Send>;
+
+/// A layer whose forward pass the spec adjusts (a recurrent layer's last step only; attention
+/// with the spec's causal flag), delegating everything else to the layer itself.
+struct Adapted<M> {
+    inner: M,
+    forward: AdaptedForward<M>,
+    kind: &'static str,
 }
 
-impl Module for Recurrent {
+impl<M: Module> Module for Adapted<M> {
     fn forward(&self, x: &tensile_core::Tensor) -> Result<tensile_core::Tensor> {
-        let y = self.inner.forward(x)?;
-        if self.return_sequences {
+        (self.forward)(&self.inner, x)
+    }
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &tensile_core::Tensor)) {
+        self.inner.visit_params(prefix, f)
+    }
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &tensile_core::Tensor)) {
+        self.inner.visit_buffers(prefix, f)
+    }
+    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(&str, &std::sync::Mutex<Rng>)) {
+        self.inner.visit_rngs(prefix, f)
+    }
+    fn set_training(&mut self, training: bool) {
+        self.inner.set_training(training)
+    }
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
+
+/// `[B, T, H]` output sequence to the last step `[B, H]`, unless the whole sequence is wanted.
+fn recurrent(inner: Box<dyn Module>, return_sequences: bool) -> Adapted<Box<dyn Module>> {
+    let kind = inner.kind();
+    #[allow(clippy::borrowed_box)] // the adapted layer is the box itself
+    let forward = move |m: &Box<dyn Module>, x: &tensile_core::Tensor| -> Result<tensile_core::Tensor> {
+        let y = m.forward(x)?;
+        if return_sequences {
             return Ok(y);
         }
         let t = y.dim(1)?;
         Ok(y.narrow(1, t - 1, 1)?.squeeze(1)?)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &tensile_core::Tensor)) {
-        self.inner.visit_params(prefix, f)
-    }
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &tensile_core::Tensor)) {
-        self.inner.visit_buffers(prefix, f)
-    }
-    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(&str, &std::sync::Mutex<Rng>)) {
-        self.inner.visit_rngs(prefix, f)
-    }
-    fn set_training(&mut self, training: bool) {
-        self.inner.set_training(training)
-    }
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-}
-
-/// Self-attention with the spec's causal flag applied on every call.
-struct Attention {
-    inner: MultiheadSelfAttention,
-    causal: bool,
-}
-
-impl Module for Attention {
-    fn forward(&self, x: &tensile_core::Tensor) -> Result<tensile_core::Tensor> {
-        self.inner.forward_masked(x, self.causal, None)
-    }
-    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &tensile_core::Tensor)) {
-        self.inner.visit_params(prefix, f)
-    }
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &tensile_core::Tensor)) {
-        self.inner.visit_buffers(prefix, f)
-    }
-    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(&str, &std::sync::Mutex<Rng>)) {
-        self.inner.visit_rngs(prefix, f)
-    }
-    fn set_training(&mut self, training: bool) {
-        self.inner.set_training(training)
-    }
-    fn kind(&self) -> &'static str {
-        "attention"
-    }
+    };
+    Adapted { inner, forward: Box::new(forward), kind }
 }
 
 struct Builder<'a> {
@@ -453,13 +439,16 @@ impl Builder<'_> {
                 };
                 let width = hidden * if *bidirectional { 2 } else { 1 };
                 let out = if *return_sequences { vec![s[0], width] } else { vec![width] };
-                (Box::new(Recurrent { inner, return_sequences: *return_sequences }), out)
+                (Box::new(recurrent(inner, *return_sequences)), out)
             }
             LayerSpec::Attention { heads, causal } => {
                 need(2, "[time, features]")?;
                 let cfg = MultiheadSelfAttentionConfig::new(s[1], *heads);
                 let inner = MultiheadSelfAttention::new(cfg, rng)?;
-                (Box::new(Attention { inner, causal: *causal }), s.to_vec())
+                let causal = *causal;
+                let forward =
+                    move |m: &MultiheadSelfAttention, x: &tensile_core::Tensor| m.forward_masked(x, causal, None);
+                (Box::new(Adapted { inner, forward: Box::new(forward), kind: "attention" }), s.to_vec())
             }
             LayerSpec::Transformer { heads, ff, causal, gelu } => {
                 need(2, "[time, features]")?;
