@@ -27,6 +27,7 @@ pub mod error;
 pub mod ops;
 pub mod rng;
 pub mod shape;
+pub mod simd;
 pub mod storage;
 pub mod tensor;
 pub mod threads;

@@ -263,10 +263,7 @@ impl Tensor {
     pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
         let s = self.storage();
         let data = T::slice(s.cpu()).ok_or(Error::DTypeMismatch { op: "to_vec", lhs: s.dtype(), rhs: T::DTYPE })?;
-        match self.layout().contiguous_range() {
-            Some(r) => Ok(data[r].to_vec()),
-            None => Ok(self.layout().offsets_from(0).map(|o| data[o]).collect()),
-        }
+        Ok(crate::cpu::gather_strided(data, self.layout()))
     }
     /// The elements as `f64`, whatever the dtype (for tests and printing).
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {

@@ -5,6 +5,8 @@
 
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 static INIT: OnceLock<usize> = OnceLock::new();
 
 /// Sizes rayon's global pool from `TENSILE_NUM_THREADS` (or the core count) and returns the
@@ -27,4 +29,45 @@ pub fn current() -> usize {
         init();
     }
     rayon::current_num_threads()
+}
+
+/// Slices shorter than this are processed on the calling thread by [`zip_chunks_mut`].
+const PAR_MIN: usize = 1 << 15;
+/// Elements per task of [`zip_chunks_mut`].
+const CHUNK: usize = 1 << 13;
+
+/// Calls `f` on matching pieces of the equally long slices `outs` and `input`, compiled with
+/// wide vectors ([`crate::simd::wide`]). Long slices are cut into fixed pieces of 8,192 elements
+/// that run in parallel on the current pool; short ones are one piece on the calling thread.
+/// For an `f` that treats each element on its own (an optimizer update), the result is the same
+/// bits whatever the number of threads.
+///
+/// # Panics
+///
+/// When the slices differ in length (a caller's bug, never a user's input).
+pub fn zip_chunks_mut<T: Send + Sync, const N: usize>(
+    outs: [&mut [T]; N],
+    input: &[T],
+    f: impl Fn([&mut [T]; N], &[T]) + Sync,
+) {
+    let n = input.len();
+    assert!(outs.iter().all(|o| o.len() == n), "zip_chunks_mut: slices of different lengths");
+    if n < PAR_MIN || current() <= 1 {
+        crate::simd::wide(
+            #[inline(always)]
+            || f(outs, input),
+        );
+        return;
+    }
+    let mut pieces = outs.map(|o| o.chunks_mut(CHUNK));
+    let tasks: Vec<([&mut [T]; N], &[T])> = input
+        .chunks(CHUNK)
+        .map(|i| (std::array::from_fn(|k| pieces[k].next().expect("internal: equal lengths checked")), i))
+        .collect();
+    tasks.into_par_iter().for_each(|(o, i)| {
+        crate::simd::wide(
+            #[inline(always)]
+            || f(o, i),
+        )
+    });
 }

@@ -65,13 +65,16 @@ pub(crate) fn unary<T: Float>(data: &[T], layout: &Layout, op: UnaryOp) -> Vec<T
     let mut out = vec![T::ZERO; x.len()];
     macro_rules! run {
         ($o:expr) => {{
-            let o = $o;
-            par_fill(&mut out, |s, c| {
-                let e = s + c.len();
-                for (y, &v) in c.iter_mut().zip(&x[s..e]) {
-                    *y = o.fwd(v);
-                }
-            })
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| {
+                    let e = s + c.len();
+                    for (y, &v) in c.iter_mut().zip(&x[s..e]) {
+                        *y = $o.fwd(v);
+                    }
+                },
+            )
         }};
     }
     for_each_unary!(op, run);
@@ -83,13 +86,16 @@ pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -
     let mut out = vec![T::ZERO; x.len()];
     macro_rules! run {
         ($o:expr) => {{
-            let o = $o;
-            par_fill(&mut out, |s, c| {
-                let e = s + c.len();
-                for (((d, &xv), &yv), &gv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]).zip(&g[s..e]) {
-                    *d = gv * o.grad(xv, yv);
-                }
-            })
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| {
+                    let e = s + c.len();
+                    for (((d, &xv), &yv), &gv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]).zip(&g[s..e]) {
+                        *d = gv * $o.grad(xv, yv);
+                    }
+                },
+            )
         }};
     }
     for_each_unary!(op, run);
@@ -99,8 +105,14 @@ pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -
 pub(crate) fn binary<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, op: BinaryOp) -> Vec<T> {
     macro_rules! run {
         ($o:expr) => {{
-            let o = $o;
-            zip_map(a, la, b, lb, move |x: T, y: T| o.fwd(x, y))
+            zip_map(
+                a,
+                la,
+                b,
+                lb,
+                #[inline(always)]
+                |x: T, y: T| $o.fwd(x, y),
+            )
         }};
     }
     match op {
@@ -169,56 +181,88 @@ where
     match (ra, rb) {
         (Some(ra), Some(rb)) => {
             let (a, b) = (&a[ra], &b[rb]);
-            par_fill(&mut out, |s, c| {
-                let e = s + c.len();
-                for ((o, &x), &y) in c.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
-                    *o = f(x, y);
-                }
-            });
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| {
+                    let e = s + c.len();
+                    for ((o, &x), &y) in c.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
+                        *o = f(x, y);
+                    }
+                },
+            );
         }
         (Some(ra), None) if b_scalar => {
             let (a, y) = (&a[ra], b[lb.offset()]);
-            par_fill(&mut out, |s, c| {
-                let e = s + c.len();
-                for (o, &x) in c.iter_mut().zip(&a[s..e]) {
-                    *o = f(x, y);
-                }
-            });
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| {
+                    let e = s + c.len();
+                    for (o, &x) in c.iter_mut().zip(&a[s..e]) {
+                        *o = f(x, y);
+                    }
+                },
+            );
         }
         (None, Some(rb)) if a_scalar => {
             let (x, b) = (a[la.offset()], &b[rb]);
-            par_fill(&mut out, |s, c| {
-                let e = s + c.len();
-                for (o, &y) in c.iter_mut().zip(&b[s..e]) {
-                    *o = f(x, y);
-                }
-            });
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| {
+                    let e = s + c.len();
+                    for (o, &y) in c.iter_mut().zip(&b[s..e]) {
+                        *o = f(x, y);
+                    }
+                },
+            );
         }
         (Some(ra), None) if repeated_block(lb).is_some() => {
             let block = repeated_block(lb).expect("checked");
             let (a, b) = (&a[ra], &b[lb.offset()..lb.offset() + block]);
-            par_fill(&mut out, |s, c| blocks(c, s, block, |o, i, j| *o = f(a[i], b[j])));
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| blocks(c, s, block, |o, i, j| *o = f(a[i], b[j])),
+            );
         }
         (None, Some(rb)) if repeated_block(la).is_some() => {
             let block = repeated_block(la).expect("checked");
             let (a, b) = (&a[la.offset()..la.offset() + block], &b[rb]);
-            par_fill(&mut out, |s, c| blocks(c, s, block, |o, i, j| *o = f(a[j], b[i])));
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| blocks(c, s, block, |o, i, j| *o = f(a[j], b[i])),
+            );
         }
         (Some(ra), None) if value_per_row(lb).is_some() => {
             let inner = value_per_row(lb).expect("checked");
             let (a, boff) = (&a[ra], lb.offset());
-            par_fill(&mut out, |s, c| rows(c, s, inner, |o, i, r| *o = f(a[i], b[boff + r])));
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| rows(c, s, inner, |o, i, r| *o = f(a[i], b[boff + r])),
+            );
         }
         (None, Some(rb)) if value_per_row(la).is_some() => {
             let inner = value_per_row(la).expect("checked");
             let (aoff, b) = (la.offset(), &b[rb]);
-            par_fill(&mut out, |s, c| rows(c, s, inner, |o, i, r| *o = f(a[aoff + r], b[i])));
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| rows(c, s, inner, |o, i, r| *o = f(a[aoff + r], b[i])),
+            );
         }
-        _ => par_fill(&mut out, |s, c| {
-            for ((o, oa), ob) in c.iter_mut().zip(la.offsets_from(s)).zip(lb.offsets_from(s)) {
-                *o = f(a[oa], b[ob]);
-            }
-        }),
+        _ => par_fill(
+            &mut out,
+            #[inline(always)]
+            |s, c| {
+                for ((o, oa), ob) in c.iter_mut().zip(la.offsets_from(s)).zip(lb.offsets_from(s)) {
+                    *o = f(a[oa], b[ob]);
+                }
+            },
+        ),
     }
     out
 }
@@ -269,12 +313,16 @@ pub(crate) fn select<T: WithDType + Default>(
 ) -> Vec<T> {
     let n = lm.elem_count();
     let mut out = vec![T::default(); n];
-    par_fill(&mut out, |s, c| {
-        let it = lm.offsets_from(s).zip(la.offsets_from(s)).zip(lb.offsets_from(s));
-        for (o, ((om, oa), ob)) in c.iter_mut().zip(it) {
-            *o = if mask[om] != 0 { a[oa] } else { b[ob] };
-        }
-    });
+    par_fill(
+        &mut out,
+        #[inline(always)]
+        |s, c| {
+            let it = lm.offsets_from(s).zip(la.offsets_from(s)).zip(lb.offsets_from(s));
+            for (o, ((om, oa), ob)) in c.iter_mut().zip(it) {
+                *o = if mask[om] != 0 { a[oa] } else { b[ob] };
+            }
+        },
+    );
     out
 }
 

@@ -14,6 +14,8 @@ mod reduce;
 
 use rayon::prelude::*;
 
+pub(crate) use elementwise::gather_strided;
+
 use crate::dtype::{DType, WithDType};
 use crate::error::{Error, Result};
 use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp, Window2d};
@@ -26,13 +28,22 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 /// Elements per parallel task.
 pub(crate) const CHUNK: usize = 1 << 13;
 
-/// Fills `out` by calling `f(start, chunk)` on consecutive chunks, in parallel when large.
+/// Fills `out` by calling `f(start, chunk)` on consecutive chunks, in parallel when large, each
+/// call compiled with wide vectors ([`crate::simd::wide`]).
 /// `start` is the index of the chunk's first element in `out`.
 pub(crate) fn par_fill<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
     if out.len() >= PAR_MIN && crate::threads::current() > 1 {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| {
+            crate::simd::wide(
+                #[inline(always)]
+                || f(i * CHUNK, c),
+            )
+        });
     } else {
-        f(0, out)
+        crate::simd::wide(
+            #[inline(always)]
+            || f(0, out),
+        )
     }
 }
 

@@ -147,6 +147,37 @@ pub(crate) fn reduce<T: Float>(data: &[T], layout: &Layout, dims: &[usize], op: 
 /// Index of the first extreme element along `dim` (NaN counts as extreme).
 pub(crate) fn arg_reduce<T: Float>(data: &[T], layout: &Layout, dim: usize, max: bool) -> Vec<u32> {
     let rank = layout.dims().len();
+    let inner: usize = layout.dims()[dim + 1..].iter().product();
+    if inner > 1
+        && let Some(r) = layout.contiguous_range()
+    {
+        // `[outer, len, inner]` read in place (max pooling's windows): each row of `inner`
+        // candidates is compared with the best so far, no permuted copy.
+        let len = layout.dims()[dim];
+        let x = &data[r];
+        let mut out = vec![0u32; x.len() / len.max(1)];
+        crate::simd::wide(
+            #[inline(always)]
+            || {
+                let mut best = vec![T::ZERO; inner];
+                for (xo, oo) in x.chunks_exact(len * inner).zip(out.chunks_exact_mut(inner)) {
+                    best.copy_from_slice(&xo[..inner]);
+                    for (i, row) in xo.chunks_exact(inner).enumerate().skip(1) {
+                        for ((b, o), &v) in best.iter_mut().zip(oo.iter_mut()).zip(row) {
+                            // The rule of the scan below: a strictly better value or the first NaN
+                            // replaces the best, so ties keep the first index and a NaN stays.
+                            let better = !b.is_nan() && (v.is_nan() || if max { v > *b } else { v < *b });
+                            if better {
+                                *b = v;
+                                *o = i as u32;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        return out;
+    }
     let mut perm: Vec<usize> = (0..rank).filter(|&d| d != dim).collect();
     perm.push(dim);
     let x = super::elementwise::gather_strided(data, &layout.permute(&perm));

@@ -9,10 +9,33 @@ use crate::storage::{BackendStorage, MatmulDims};
 use crate::tensor::Tensor;
 
 /// `d(A@B)`: `dA = G @ Bᵀ`, `dB = Aᵀ @ G`, each summed back over broadcast batch dimensions.
+///
+/// An operand that is the transposed view of a matrix (a linear layer's `Wᵀ`) gets its gradient
+/// in the same memory order, computed as `dBᵀ = Gᵀ @ A` and returned transposed: the gradient
+/// of the matrix itself is then contiguous, so neither autodiff nor the optimizer copies it.
 pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-    let ga = if a.tracks_grad() { Some(g.matmul(&b.t()?)?.sum_to(a.shape())?) } else { None };
-    let gb = if b.tracks_grad() { Some(a.t()?.matmul(g)?.sum_to(b.shape())?) } else { None };
+    let ga = if !a.tracks_grad() {
+        None
+    } else if transposed_matrix(a) && g.rank() == 2 {
+        Some(b.matmul(&g.t()?)?.t()?)
+    } else {
+        Some(g.matmul(&b.t()?)?.sum_to(a.shape())?)
+    };
+    let gb = if !b.tracks_grad() {
+        None
+    } else if transposed_matrix(b) && g.rank() == 2 {
+        Some(g.t()?.matmul(a)?.t()?)
+    } else {
+        Some(a.t()?.matmul(g)?.sum_to(b.shape())?)
+    };
     Ok(vec![ga, gb])
+}
+
+/// Whether `t` is a 2-D column-major view (strides `[1, rows]`), such as `w.t()` of a contiguous
+/// `w`.
+fn transposed_matrix(t: &Tensor) -> bool {
+    let (d, s) = (t.dims(), t.layout().strides());
+    t.rank() == 2 && d[0] > 1 && d[1] > 1 && s == [1, d[0]]
 }
 
 impl Tensor {

@@ -95,7 +95,7 @@ impl Optimizer for Adagrad {
             // PyTorch fills the sum when the optimizer is built; creating it on first use gives
             // the same values, since nothing reads it before.
             ensure(sum, n, init);
-            for (i, (w, &g)) in p.w.iter_mut().zip(&p.g).enumerate() {
+            for (i, (w, &g)) in p.w.iter_mut().zip(p.g).enumerate() {
                 let g = if wd != 0.0 { g + wd * *w } else { g };
                 sum[i] += g * g;
                 let std = sum[i].sqrt() + eps;

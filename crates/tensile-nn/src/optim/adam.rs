@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use tensile_core::threads::zip_chunks_mut;
 use tensile_core::{GradStore, Tensor};
 
 use super::group::{Groups, ParamGroup, ParamStep, ensure};
@@ -98,21 +99,96 @@ impl AdamRule {
         let shrink = (1.0 - p.lr * p.weight_decay) as f32;
         let decay_param = self.decoupled && p.weight_decay != 0.0;
         let l2 = !self.decoupled && p.weight_decay != 0.0;
-        for (i, (w, &g)) in p.w.iter_mut().zip(&p.g).enumerate() {
-            if decay_param {
-                *w *= shrink;
-            }
-            let g = if l2 { g + wd * *w } else { g };
-            m[i] = lerp(m[i], g, w1);
-            v[i] = v[i] * b2 + w2 * g * g;
-            let second = if self.amsgrad {
-                vmax[i] = maximum(vmax[i], v[i]);
-                vmax[i]
-            } else {
-                v[i]
+        let c = Coefs { step_size, bc2_sqrt, w1, b2, w2, eps, wd, shrink };
+        // One fused pass per parameter (m, v and the weight in one loop, no temporaries), with
+        // the options fixed at compile time so the loop has no branches and vectorizes.
+        macro_rules! run {
+            ($decay:literal, $l2:literal) => {
+                if self.amsgrad {
+                    zip_chunks_mut(
+                        [p.w, m.as_mut_slice(), v.as_mut_slice(), vmax.as_mut_slice()],
+                        p.g,
+                        #[inline(always)]
+                        |[w, m, v, vmax], g| adam_pass::<true, $decay, $l2>(w, g, m, v, vmax, &c),
+                    )
+                } else {
+                    zip_chunks_mut(
+                        [p.w, m.as_mut_slice(), v.as_mut_slice()],
+                        p.g,
+                        #[inline(always)]
+                        |[w, m, v], g| adam_pass::<false, $decay, $l2>(w, g, m, v, &mut [], &c),
+                    )
+                }
             };
-            let denom = second.sqrt() / bc2_sqrt + eps;
-            *w += -step_size * m[i] / denom;
+        }
+        match (decay_param, l2) {
+            (true, _) => run!(true, false),
+            (false, true) => run!(false, true),
+            (false, false) => run!(false, false),
+        }
+    }
+}
+
+/// The f32 coefficients of one Adam step.
+struct Coefs {
+    step_size: f32,
+    bc2_sqrt: f32,
+    w1: f32,
+    b2: f32,
+    w2: f32,
+    eps: f32,
+    wd: f32,
+    shrink: f32,
+}
+
+/// One element of an Adam step, PyTorch's arithmetic in its order.
+#[inline(always)]
+fn adam_one<const DECAY: bool, const L2: bool>(
+    w: &mut f32,
+    g: f32,
+    m: &mut f32,
+    v: &mut f32,
+    vmax: Option<&mut f32>,
+    c: &Coefs,
+) {
+    if DECAY {
+        *w *= c.shrink;
+    }
+    let g = if L2 { g + c.wd * *w } else { g };
+    *m = lerp(*m, g, c.w1);
+    *v = *v * c.b2 + c.w2 * g * g;
+    let second = match vmax {
+        Some(vmax) => {
+            *vmax = maximum(*vmax, *v);
+            *vmax
+        }
+        None => *v,
+    };
+    let denom = second.sqrt() / c.bc2_sqrt + c.eps;
+    *w += -c.step_size * *m / denom;
+}
+
+/// One Adam step over matching pieces of the weight, gradient and buffers (`vmax` is empty
+/// unless `AMS`).
+#[inline(always)]
+fn adam_pass<const AMS: bool, const DECAY: bool, const L2: bool>(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    vmax: &mut [f32],
+    c: &Coefs,
+) {
+    let n = w.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    if AMS {
+        let vmax = &mut vmax[..n];
+        for i in 0..n {
+            adam_one::<DECAY, L2>(&mut w[i], g[i], &mut m[i], &mut v[i], Some(&mut vmax[i]), c);
+        }
+    } else {
+        for i in 0..n {
+            adam_one::<DECAY, L2>(&mut w[i], g[i], &mut m[i], &mut v[i], None, c);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use tensile_core::{GradStore, Tensor, TensorId};
 
-use super::{check_grad, check_range, grad_of};
+use super::{check_grad, check_range};
 use crate::error::{Result, invalid};
 
 /// Named parameters, as [`crate::named_parameters`] gives them.
@@ -116,7 +116,7 @@ pub(crate) struct ParamStep<'a> {
     /// Step count including this step (1 on the first).
     pub(crate) step: u64,
     pub(crate) w: &'a mut [f32],
-    pub(crate) g: Vec<f32>,
+    pub(crate) g: &'a [f32],
     pub(crate) buffers: &'a mut [Vec<f32>],
 }
 
@@ -215,10 +215,17 @@ impl Groups {
         for group in &mut self.groups {
             let (lr, weight_decay) = (group.lr, group.weight_decay);
             for slot in &mut group.slots {
-                let Some(g) = grad_of(&slot.name, &slot.tensor, grads)? else { continue };
+                // Checked above: an f32 tensor of the parameter's shape.
+                let Some(grad) = grads.get(&slot.tensor) else { continue };
+                // Read in place (a contiguous gradient is not copied). A gradient sharing the
+                // parameter's storage is copied first: reading it while writing the parameter
+                // would lock one storage twice.
+                let grad = if grad.same_storage(&slot.tensor) { grad.deep_clone()? } else { grad.clone() };
                 slot.step += 1;
-                let (step, buffers) = (slot.step, &mut slot.buffers);
-                slot.tensor.update_::<f32, _>(|w| update(ParamStep { lr, weight_decay, step, w, g, buffers }))?;
+                let (step, buffers, tensor) = (slot.step, &mut slot.buffers, &slot.tensor);
+                grad.with_slice::<f32, _>(|g| {
+                    tensor.update_::<f32, _>(|w| update(ParamStep { lr, weight_decay, step, w, g, buffers }))
+                })??;
             }
         }
         Ok(())

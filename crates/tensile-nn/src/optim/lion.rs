@@ -101,7 +101,7 @@ impl Optimizer for Lion {
             let shrink = (1.0 - p.lr * p.weight_decay) as f32;
             let [m] = p.buffers else { unreachable!("internal: Lion has one buffer") };
             ensure(m, n, 0.0);
-            for (i, (w, &g)) in p.w.iter_mut().zip(&p.g).enumerate() {
+            for (i, (w, &g)) in p.w.iter_mut().zip(p.g).enumerate() {
                 *w *= shrink;
                 let update = sign(m[i] * b1 + w1 * g);
                 *w += -lr * update;

@@ -112,15 +112,6 @@ pub(crate) fn check_grad(name: &str, p: &Tensor, grads: &GradStore) -> Result<()
     }
 }
 
-/// The gradient of `p` as a contiguous f32 vector, checked against the parameter's shape.
-pub(crate) fn grad_of(name: &str, p: &Tensor, grads: &GradStore) -> Result<Option<Vec<f32>>> {
-    check_grad(name, p, grads)?;
-    match grads.get(p) {
-        Some(g) => Ok(Some(g.to_vec::<f32>()?)),
-        None => Ok(None),
-    }
-}
-
 /// PyTorch's `lerp(a, b, w)` (`a.lerp_(b, w)`): two formulas so that both ends are exact.
 #[inline(always)]
 pub(crate) fn lerp(a: f32, b: f32, w: f32) -> f32 {

@@ -105,7 +105,7 @@ impl Optimizer for RmsProp {
             if centered {
                 ensure(ga, n, 0.0);
             }
-            for (i, (w, &g)) in p.w.iter_mut().zip(&p.g).enumerate() {
+            for (i, (w, &g)) in p.w.iter_mut().zip(p.g).enumerate() {
                 let g = if wd != 0.0 { g + wd * *w } else { g };
                 sq[i] = sq[i] * alpha + w_new * g * g;
                 let avg = if centered {

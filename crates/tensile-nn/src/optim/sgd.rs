@@ -95,23 +95,27 @@ impl Optimizer for Sgd {
         self.groups.step("SGD", grads, |p| {
             let (lr, wd) = (p.lr as f32, p.weight_decay as f32);
             let [buf] = p.buffers else { unreachable!("internal: SGD has one buffer") };
-            let (w, mut g) = (p.w, p.g);
-            if wd != 0.0 {
-                g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+            // One pass per parameter, each element's arithmetic in PyTorch's order.
+            let first = buf.is_empty();
+            let momentum = mu != 0.0;
+            if momentum && first {
+                buf.resize(p.w.len(), 0.0);
             }
-            if mu != 0.0 {
-                if buf.is_empty() {
-                    buf.extend_from_slice(&g);
+            let one = |w: &mut f32, g: f32, b: &mut f32| {
+                let g = if wd != 0.0 { g + wd * *w } else { g };
+                let g = if momentum {
+                    *b = if first { g } else { *b * mu + damp1 * g };
+                    if nesterov { g + mu * *b } else { *b }
                 } else {
-                    buf.iter_mut().zip(&g).for_each(|(b, &g)| *b = *b * mu + damp1 * g);
-                }
-                if nesterov {
-                    g.iter_mut().zip(buf.iter()).for_each(|(g, &b)| *g += mu * b);
-                } else {
-                    g.copy_from_slice(buf);
-                }
+                    g
+                };
+                *w += -lr * g;
+            };
+            if momentum {
+                p.w.iter_mut().zip(p.g).zip(buf.iter_mut()).for_each(|((w, &g), b)| one(w, g, b));
+            } else {
+                p.w.iter_mut().zip(p.g).for_each(|(w, &g)| one(w, g, &mut 0.0));
             }
-            w.iter_mut().zip(&g).for_each(|(w, &g)| *w += -lr * g);
         })
     }
     shared_optimizer_methods!();
