@@ -2,7 +2,8 @@
 //!
 //! Every op on a tracking tensor records itself (`ops::Op`). `backward()` sorts the graph
 //! once (inputs before outputs) and walks it in reverse, asking each op for its inputs'
-//! gradients and summing gradients that meet at a tensor used more than once. Gradient
+//! gradients and summing gradients that meet at a tensor used more than once (the gradients of
+//! narrowed views of one tensor are joined by one `cat`, not padded and summed). Gradient
 //! arithmetic runs with tracking off, so it builds no graph of its own. Each node's op is taken
 //! out as it is processed, which frees the graph as backward goes: after `backward()` no
 //! intermediate tensor is kept alive by the graph, and memory does not grow across steps.
@@ -12,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::ops::Op;
 use crate::tensor::{Tensor, TensorId};
 
 thread_local! {
@@ -95,16 +97,27 @@ impl Tensor {
         let order = topological_order(self);
         let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
         grads.insert(self.id(), grad.to_dtype(self.dtype())?);
+        // Gradients of narrowed views (`narrow`, `split`, a recurrent layer's time steps) wait
+        // here until their input is reached, then are joined by one `cat`: padding each piece
+        // with zeros to the input's shape and adding would cost O(pieces × input).
+        let mut pieces: HashMap<TensorId, Vec<Piece>> = HashMap::new();
         let mut store = GradStore::default();
         for node in order.iter().rev() {
+            let g = take_grad(node, &mut grads, &mut pieces)?;
             let Some(op) = node.take_op() else {
                 // A leaf: its accumulated gradient is a result.
-                if let Some(g) = grads.remove(&node.id()) {
+                if let Some(g) = g {
                     store.grads.insert(node.id(), g);
                 }
                 continue;
             };
-            let Some(g) = grads.remove(&node.id()) else { continue };
+            let Some(g) = g else { continue };
+            if let Op::Narrow(x, dim, start) = &op {
+                if x.tracks_grad() {
+                    pieces.entry(x.id()).or_default().push(Piece { dim: *dim, start: *start, grad: g });
+                }
+                continue;
+            }
             let inputs = op.inputs();
             let input_grads = op.backward(node, &g)?;
             debug_assert_eq!(inputs.len(), input_grads.len());
@@ -124,6 +137,76 @@ impl Tensor {
         debug_assert!(grads.values().all(|g| g.dtype() != DType::U8));
         Ok(store)
     }
+}
+
+/// The gradient of a narrowed view of some tensor: its elements `start..` along `dim`.
+struct Piece {
+    dim: usize,
+    start: usize,
+    grad: Tensor,
+}
+
+/// The whole gradient of `node`: what its consumers added up in `grads`, plus the pieces of its
+/// narrowed views. Non-overlapping pieces along one dimension become one `cat` with zero
+/// fillers between them; overlapping ones are padded and added one by one.
+fn take_grad(
+    node: &Tensor,
+    grads: &mut HashMap<TensorId, Tensor>,
+    pieces: &mut HashMap<TensorId, Vec<Piece>>,
+) -> Result<Option<Tensor>> {
+    let mut total = grads.remove(&node.id());
+    let Some(mut list) = pieces.remove(&node.id()) else { return Ok(total) };
+    let mut add = |t: Tensor| -> Result<()> {
+        total = Some(match total.take() {
+            Some(prev) => prev.add(&t)?,
+            None => t,
+        });
+        Ok(())
+    };
+    list.sort_by_key(|p| (p.dim, p.start));
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < list.len() {
+        // One run of pieces along `dim` that do not overlap, in order.
+        let dim = list[i].dim;
+        let size = node.dims()[dim];
+        let mut parts: Vec<Tensor> = Vec::new();
+        let mut pos = 0;
+        while i < list.len() && list[i].dim == dim {
+            let p = &list[i];
+            if p.start < pos {
+                rest.push(i);
+            } else {
+                if p.start > pos {
+                    parts.push(zeros_along(node, dim, p.start - pos));
+                }
+                pos = p.start + p.grad.dims()[dim];
+                parts.push(p.grad.clone());
+            }
+            i += 1;
+        }
+        if pos < size {
+            parts.push(zeros_along(node, dim, size - pos));
+        }
+        add(if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(&parts.iter().collect::<Vec<_>>(), dim)?
+        })?;
+    }
+    for i in rest {
+        let p = &list[i];
+        let padded = crate::ops::shape::narrow_backward(node, &p.grad, p.dim, p.start)?;
+        add(padded.into_iter().flatten().next().expect("narrow has one input"))?;
+    }
+    Ok(total)
+}
+
+/// Zeros shaped like `t` except `len` along `dim`.
+fn zeros_along(t: &Tensor, dim: usize, len: usize) -> Tensor {
+    let mut dims = t.dims().to_vec();
+    dims[dim] = len;
+    Tensor::zeros(dims, t.dtype())
 }
 
 /// Tracking tensors reachable from `root`, each after all of its inputs.
@@ -151,4 +234,34 @@ fn topological_order(root: &Tensor) -> Vec<Tensor> {
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    /// Narrowed views that tile, leave gaps, overlap, cut another dimension, and sit next to a
+    /// direct use of the same tensor: the joined gradient counts each element once per use.
+    #[test]
+    fn gradients_of_narrowed_views_are_joined_exactly() {
+        let x = Tensor::from_vec((0..12).map(f64::from).collect::<Vec<_>>(), (4, 3)).unwrap().requires_grad();
+        let weighted = |t: Tensor, w: f64| t.mul_scalar(w).unwrap().sum_all().unwrap();
+        let parts = x.split(2, 0).unwrap();
+        let loss = [
+            weighted(parts[0].clone(), 1.0),
+            weighted(parts[1].clone(), 2.0),
+            weighted(x.narrow(0, 1, 2).unwrap(), 10.0),
+            weighted(x.narrow(0, 3, 1).unwrap(), 100.0),
+            weighted(x.narrow(1, 2, 1).unwrap(), 1000.0),
+            weighted(x.clone(), 10_000.0),
+        ]
+        .into_iter()
+        .reduce(|a, b| a.add(&b).unwrap())
+        .unwrap();
+        let g = loss.backward().unwrap().get(&x).unwrap().to_vec::<f64>().unwrap();
+        let row = [1.0, 11.0, 12.0, 102.0];
+        let expected: Vec<f64> =
+            (0..12).map(|i| row[i / 3] + if i % 3 == 2 { 1000.0 } else { 0.0 } + 10_000.0).collect();
+        assert_eq!(g, expected);
+    }
 }
