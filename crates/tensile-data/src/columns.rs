@@ -1,7 +1,9 @@
 //! How the original columns of a table become the D numeric features of a [`crate::Dataset`].
 //!
-//! [`ColumnEncoding`] lists each original feature column as numeric (one feature) or categorical
-//! (one-hot: one feature per category, in sorted order). The CSV reader infers it from the
+//! [`ColumnEncoding`] lists each original feature column as numeric (one feature), categorical
+//! (one-hot: one feature per category, in sorted order) or indexed (one feature holding the
+//! category's number in sorted order, for a model to look up in an embedding table; chosen for
+//! columns with more categories than [`crate::CsvOptions::one_hot_max`]). The CSV reader infers it from the
 //! training file; the run directory stores it and `predict` hands it back through
 //! [`crate::CsvOptions::columns`], so a category unseen in training is an error instead of a
 //! silently different feature layout. [`Impute`] is the opt-in for filling missing cells.
@@ -30,20 +32,26 @@ pub enum FeatureColumn {
     Numeric { name: String },
     /// One-hot: `categories.len()` features named `name=category`, categories sorted as text.
     Categorical { name: String, categories: Vec<String> },
+    /// One feature named `name` holding the category's index in `categories` (sorted as
+    /// text) as an `f32`: too many categories for one-hot, so a model embeds the index
+    /// instead. Feature scaling leaves it as it is.
+    Indexed { name: String, categories: Vec<String> },
 }
 
 impl FeatureColumn {
     /// The column's name in the header.
     pub fn name(&self) -> &str {
         match self {
-            FeatureColumn::Numeric { name } | FeatureColumn::Categorical { name, .. } => name,
+            FeatureColumn::Numeric { name }
+            | FeatureColumn::Categorical { name, .. }
+            | FeatureColumn::Indexed { name, .. } => name,
         }
     }
 
     /// How many features the column becomes.
     pub fn width(&self) -> usize {
         match self {
-            FeatureColumn::Numeric { .. } => 1,
+            FeatureColumn::Numeric { .. } | FeatureColumn::Indexed { .. } => 1,
             FeatureColumn::Categorical { categories, .. } => categories.len(),
         }
     }
@@ -71,6 +79,20 @@ impl ColumnEncoding {
         &self.columns
     }
 
+    /// The index features: for each [`FeatureColumn::Indexed`] column, in order, its feature
+    /// position (0-based, among the D features) and its number of categories.
+    pub fn index_columns(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut position = 0;
+        for col in &self.columns {
+            if let FeatureColumn::Indexed { categories, .. } = col {
+                out.push((position, categories.len()));
+            }
+            position += col.width();
+        }
+        out
+    }
+
     /// D, the number of features after one-hot encoding.
     pub fn width(&self) -> usize {
         self.columns.iter().map(FeatureColumn::width).sum()
@@ -81,7 +103,7 @@ impl ColumnEncoding {
         let mut names = Vec::with_capacity(self.width());
         for col in &self.columns {
             match col {
-                FeatureColumn::Numeric { name } => names.push(name.clone()),
+                FeatureColumn::Numeric { name } | FeatureColumn::Indexed { name, .. } => names.push(name.clone()),
                 FeatureColumn::Categorical { name, categories } => {
                     names.extend(categories.iter().map(|c| format!("{name}={c}")));
                 }
@@ -144,6 +166,20 @@ mod tests {
         assert_eq!(numeric_fill(&mut [], Impute::Mean), None);
         assert_eq!(most_frequent(&[1, 3, 3]), Some(1));
         assert_eq!(most_frequent(&[]), None);
+    }
+
+    #[test]
+    fn index_columns_give_feature_positions_and_category_counts() {
+        let cats = |n: usize| (0..n).map(|i| format!("c{i:02}")).collect::<Vec<_>>();
+        let enc = ColumnEncoding::new(vec![
+            FeatureColumn::Categorical { name: "a".into(), categories: cats(3) },
+            FeatureColumn::Indexed { name: "id".into(), categories: cats(40) },
+            FeatureColumn::Numeric { name: "x".into() },
+            FeatureColumn::Indexed { name: "zip".into(), categories: cats(20) },
+        ]);
+        assert_eq!(enc.width(), 6);
+        assert_eq!(enc.index_columns(), vec![(3, 40), (5, 20)]);
+        assert_eq!(enc.feature_names()[3..], ["id", "x", "zip"]);
     }
 
     #[test]

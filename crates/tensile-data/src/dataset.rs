@@ -4,7 +4,10 @@
 //! [`crate::Standardizer`] read it by row index; a training loop copies batches out of it with
 //! [`Dataset::gather`] / [`Dataset::gather_values`] into buffers it reuses, then turns those into
 //! tensors. Features are one flat row-major `Vec<f32>` (N x D) rather than a `Vec` per row, so a
-//! batch is a few `memcpy`s and the whole table is one allocation.
+//! batch is a few `memcpy`s and the whole table is one allocation. Each row also has a sample
+//! shape whose product is D (`[D]` for a table, `[C, H, W]` for an image), so a model can be
+//! built for the shape the values really have. [`Features`] is the same without targets: what
+//! prediction reads.
 
 use crate::columns::ColumnEncoding;
 use crate::error::{Error, Result};
@@ -41,6 +44,7 @@ pub struct Dataset {
     feature_names: Vec<String>,
     targets: Targets,
     columns: ColumnEncoding,
+    sample_shape: Vec<usize>,
 }
 
 impl Dataset {
@@ -65,7 +69,21 @@ impl Dataset {
             }
         }
         let columns = ColumnEncoding::numeric(&feature_names);
-        Ok(Dataset { features, n_features, feature_names, targets, columns })
+        Ok(Dataset { features, n_features, feature_names, targets, columns, sample_shape: vec![n_features] })
+    }
+
+    /// Gives each row the shape `shape` (`[C, H, W]` for images; `[D]` after [`Dataset::new`]).
+    /// Errors unless the product of `shape` is D.
+    pub fn with_sample_shape(mut self, shape: Vec<usize>) -> Result<Self> {
+        check_shape(&shape, self.n_features)?;
+        self.sample_shape = shape;
+        Ok(self)
+    }
+
+    /// The shape of one row's D values (without the batch dimension), row-major: `[D]` for a
+    /// table, `[C, H, W]` for an image.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
     }
 
     /// Replaces the description of the original columns (every column numeric after
@@ -86,6 +104,13 @@ impl Dataset {
     /// encode prediction data the same way.
     pub fn columns(&self) -> &ColumnEncoding {
         &self.columns
+    }
+
+    /// The features that hold a category's index rather than a value (see
+    /// [`crate::FeatureColumn::Indexed`]): each one's position among the D features and its
+    /// number of categories, in order. Empty for a dataset without such columns.
+    pub fn index_columns(&self) -> Vec<(usize, usize)> {
+        self.columns.index_columns()
     }
 
     /// Number of rows N.
@@ -177,6 +202,7 @@ impl Dataset {
             feature_names: self.feature_names.clone(),
             targets,
             columns: self.columns.clone(),
+            sample_shape: self.sample_shape.clone(),
         }
     }
 
@@ -220,6 +246,86 @@ impl Dataset {
     }
 }
 
+/// N rows of D `f32` features without targets: what prediction reads. `row_names` name the
+/// rows where the input has names for them (image files); tables and arrays have none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    values: Vec<f32>,
+    feature_names: Vec<String>,
+    sample_shape: Vec<usize>,
+    row_names: Option<Vec<String>>,
+}
+
+impl Features {
+    /// Row-major `values` (N x D) with D `feature_names`. Errors if D is 0 or the length is not
+    /// a multiple of D.
+    pub fn new(values: Vec<f32>, feature_names: Vec<String>) -> Result<Self> {
+        let d = feature_names.len();
+        if d == 0 || values.len() % d != 0 {
+            return Err(invalid(format!("{} feature values for {d} features per row", values.len())));
+        }
+        Ok(Features { values, sample_shape: vec![d], feature_names, row_names: None })
+    }
+
+    /// Gives each row the shape `shape`; errors unless its product is D.
+    pub fn with_sample_shape(mut self, shape: Vec<usize>) -> Result<Self> {
+        check_shape(&shape, self.feature_names.len())?;
+        self.sample_shape = shape;
+        Ok(self)
+    }
+
+    /// Names the N rows; errors unless there are N names.
+    pub fn with_row_names(mut self, names: Vec<String>) -> Result<Self> {
+        if names.len() != self.len() {
+            return Err(invalid(format!("{} row names for {} rows", names.len(), self.len())));
+        }
+        self.row_names = Some(names);
+        Ok(self)
+    }
+
+    /// Number of rows N.
+    pub fn len(&self) -> usize {
+        self.values.len() / self.feature_names.len()
+    }
+
+    /// `true` when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// All values, row-major (N x D).
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// All values, row-major (N x D), taken out.
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
+    }
+
+    /// The D feature names.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// The shape of one row (see [`Dataset::sample_shape`]).
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    /// The N row names, where the input has them.
+    pub fn row_names(&self) -> Option<&[String]> {
+        self.row_names.as_deref()
+    }
+}
+
+fn check_shape(shape: &[usize], d: usize) -> Result<()> {
+    if shape.is_empty() || shape.iter().product::<usize>() != d {
+        return Err(invalid(format!("a sample shape {shape:?} for rows of {d} values")));
+    }
+    Ok(())
+}
+
 fn invalid(what: String) -> Error {
     Error::InvalidArgument { what }
 }
@@ -246,6 +352,19 @@ mod tests {
         assert_eq!(sub.features(), &[4.0, 5.0, 0.0, 1.0]);
         assert_eq!(sub.labels(), Some(&[1, 1][..]));
         assert_eq!(sub.n_classes(), Some(2));
+        assert_eq!(sub.sample_shape(), &[2]);
+    }
+
+    #[test]
+    fn sample_shapes_must_hold_every_feature() {
+        let ds = small().with_sample_shape(vec![1, 2, 1]).expect("2 values");
+        assert_eq!(ds.subset(&[0]).sample_shape(), &[1, 2, 1]);
+        assert!(small().with_sample_shape(vec![3]).is_err());
+        assert!(small().with_sample_shape(vec![]).is_err());
+        let f = Features::new(vec![1.0; 6], vec!["a".into(), "b".into()]).expect("3 rows");
+        assert_eq!(f.len(), 3);
+        assert!(f.clone().with_row_names(vec!["r".into()]).is_err());
+        assert!(Features::new(vec![1.0; 5], vec!["a".into(), "b".into()]).is_err());
     }
 
     #[test]

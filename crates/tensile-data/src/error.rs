@@ -16,6 +16,11 @@ pub enum Error {
     #[error("{path}, line {line}{}: found {found}, expected {expected}", column_part(.column))]
     Csv { path: String, line: u64, column: Option<String>, found: String, expected: String },
 
+    /// A cell of a columnar file (Parquet) that does not hold what the reader expects. `row` is
+    /// 1-based and counts data rows.
+    #[error("{path}, row {row}{}: found {found}, expected {expected}", column_part(.column))]
+    Cell { path: String, row: u64, column: Option<String>, found: String, expected: String },
+
     /// The file could not be opened or read.
     #[error("{path}: {source}")]
     Io {

@@ -1,7 +1,8 @@
 //! Reading NumPy arrays (`.npy` files, `.npz` archives) into a [`Dataset`].
 //!
-//! Features are one 2-D array, N rows x D features, of any float or integer dtype (converted to
-//! `f32`; C or Fortran order). Targets are one array of N values, shape `[N]` or `[N, 1]`: an
+//! Features are one array of N rows, of any float or integer dtype (converted to `f32`; C or
+//! Fortran order): `[N, D]` for a table, or more dimensions (`[N, C, H, W]`, `[N, H, W]`) whose
+//! trailing ones become each row's sample shape. Targets are one array of N values, shape `[N]` or `[N, 1]`: an
 //! integer dtype means class labels (numbered by sorted value, as the CSV reader numbers numeric
 //! classes), a float dtype means regression values. Every error is an [`Error::Format`] naming
 //! the file (and, in an archive, the array). Parsing is `npyz`'s; this module only checks what a
@@ -14,7 +15,7 @@ use std::path::Path;
 use npyz::{DType, NpyFile, Order, TypeChar};
 
 use crate::csv::numeric_classes;
-use crate::dataset::{Dataset, Targets};
+use crate::dataset::{Dataset, Features, Targets};
 use crate::error::{Error, Result};
 
 /// The array name [`read_npz`] callers use for features by convention (`np.savez(f, x=…, y=…)`).
@@ -22,39 +23,52 @@ pub const NPZ_FEATURES_KEY: &str = "x";
 /// The array name [`read_npz`] callers use for targets by convention.
 pub const NPZ_TARGETS_KEY: &str = "y";
 
-/// Reads features (N x D) from the `.npy` file `features` and N targets from the `.npy` file
-/// `targets`. Feature names are `x0 … x{D-1}`.
+/// Reads features (N x D, or N x a sample shape) from the `.npy` file `features` and N targets
+/// from the `.npy` file `targets`. Feature names are `x0 … x{D-1}`.
 pub fn read_npy(features: &Path, targets: &Path) -> Result<Dataset> {
-    let (x, d) = read_npy_features(features)?;
-    let t = open_npy(targets, |npy, place| read_targets(npy, place, x.len() / d))?;
-    build(x, d, t)
+    let x = read_npy_features(features)?;
+    let t = open_npy(targets, |npy, place| read_targets(npy, place, x.len()))?;
+    build(x, t)
 }
 
-/// Reads only a features array (N x D) from a `.npy` file, for prediction. Returns the N x D
-/// values row-major and D.
-pub fn read_npy_features(path: &Path) -> Result<(Vec<f32>, usize)> {
+/// Reads only a features array (N x D, or N x a sample shape) from a `.npy` file, for
+/// prediction.
+pub fn read_npy_features(path: &Path) -> Result<Features> {
     open_npy(path, read_features)
+}
+
+/// Reads only the features array named `features_key` from the `.npz` archive at `path`, for
+/// prediction (a targets array, if present, is ignored).
+pub fn read_npz_features(path: &Path, features_key: &str) -> Result<Features> {
+    let name = path.display().to_string();
+    let mut archive = open_npz(path, &name)?;
+    let (npy, place) = npz_array(&mut archive, &name, features_key)?;
+    read_features(npy, &place)
 }
 
 /// Reads features (N x D) and N targets from the arrays named `features_key` and `targets_key`
 /// in the `.npz` archive at `path` (usually [`NPZ_FEATURES_KEY`] and [`NPZ_TARGETS_KEY`]).
 pub fn read_npz(path: &Path, features_key: &str, targets_key: &str) -> Result<Dataset> {
     let name = path.display().to_string();
-    let mut archive = npyz::npz::NpzArchive::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-            Error::Io { path: name.clone(), source: e }
-        }
-        _ => format_error(&name, None, format!("a file that is not a zip archive ({e})"), "an NPZ archive"),
-    })?;
-    let (x, d) = {
+    let mut archive = open_npz(path, &name)?;
+    let x = {
         let (npy, place) = npz_array(&mut archive, &name, features_key)?;
         read_features(npy, &place)?
     };
     let t = {
         let (npy, place) = npz_array(&mut archive, &name, targets_key)?;
-        read_targets(npy, &place, x.len() / d)?
+        read_targets(npy, &place, x.len())?
     };
-    build(x, d, t)
+    build(x, t)
+}
+
+fn open_npz(path: &Path, name: &str) -> Result<npyz::npz::NpzArchive<BufReader<File>>> {
+    npyz::npz::NpzArchive::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+            Error::Io { path: name.into(), source: e }
+        }
+        _ => format_error(name, None, format!("a file that is not a zip archive ({e})"), "an NPZ archive"),
+    })
 }
 
 type NpzEntry<'a> = NpyFile<npyz::zip::read::ZipFile<'a>>;
@@ -80,9 +94,10 @@ fn npz_array<'a>(
     }
 }
 
-fn build(x: Vec<f32>, d: usize, targets: Targets) -> Result<Dataset> {
-    let names = (0..d).map(|j| format!("x{j}")).collect();
-    Dataset::new(x, names, targets)
+fn build(x: Features, targets: Targets) -> Result<Dataset> {
+    let shape = x.sample_shape().to_vec();
+    let names = x.feature_names().to_vec();
+    Dataset::new(x.into_values(), names, targets)?.with_sample_shape(shape)
 }
 
 /// Where an array lives, for messages.
@@ -109,35 +124,52 @@ fn open_npy<T>(path: &Path, read: impl FnOnce(NpyFile<BufReader<File>>, &Place) 
     read(npy, &place)
 }
 
-fn read_features<R: Read>(npy: NpyFile<R>, place: &Place) -> Result<(Vec<f32>, usize)> {
+fn read_features<R: Read>(npy: NpyFile<R>, place: &Place) -> Result<Features> {
     let shape = npy.shape().to_vec();
-    if shape.len() != 2 {
+    if shape.len() < 2 {
         return Err(place.error(
             format!("a {}-D array of shape {shape:?}", shape.len()),
-            "a 2-D features array (rows x features)".into(),
+            "a features array of 2 or more dimensions (rows x features, or rows x a sample shape)".into(),
         ));
     }
-    let (n, d) = (to_usize(shape[0], place)?, to_usize(shape[1], place)?);
-    if n == 0 || d == 0 {
-        return Err(place.error(format!("shape {shape:?}"), "at least one row and one feature".into()));
-    }
+    let dims = shape.iter().map(|&v| to_usize(v, place)).collect::<Result<Vec<usize>>>()?;
+    let (n, sample) = (dims[0], dims[1..].to_vec());
+    let d = sample.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+    let d = match d {
+        Some(d) if n > 0 && d > 0 && n.checked_mul(d).is_some() => d,
+        _ => return Err(place.error(format!("shape {shape:?}"), "at least one row and one feature".into())),
+    };
     let fortran = npy.order() == Order::Fortran;
     let (values, _) = read_numbers(npy, place)?;
+    // Fortran strides grow from the front: 1 for the row, n for the first sample axis,
+    // n * sample[0] for the next, and so on.
+    let strides: Vec<usize> = sample.iter().scan(n, |s, &dim| Some(std::mem::replace(s, *s * dim))).collect();
     let mut x = Vec::with_capacity(n * d);
     for i in 0..n {
         for j in 0..d {
-            let v = if fortran { values[j * n + i] } else { values[i * d + j] };
+            let v = if fortran { values[fortran_index(i, j, &sample, &strides)] } else { values[i * d + j] };
             let v32 = v as f32;
             if !v32.is_finite() {
                 return Err(place.error(
-                    format!("{v} at row {i}, column {j} (0-based)"),
+                    format!("{v} at row {i}, feature {j} (0-based)"),
                     "finite values within the f32 range (about ±3.4e38)".into(),
                 ));
             }
             x.push(v32);
         }
     }
-    Ok((x, d))
+    Features::new(x, (0..d).map(|j| format!("x{j}")).collect())?.with_sample_shape(sample)
+}
+
+/// Where element (row `i`, row-major feature `j`) of an `[n, sample…]` array lies in Fortran
+/// order, where the first index varies fastest; `strides` are the sample axes' strides.
+fn fortran_index(i: usize, j: usize, sample: &[usize], strides: &[usize]) -> usize {
+    let (mut rest, mut index) = (j, i);
+    for (&dim, &stride) in sample.iter().zip(strides).rev() {
+        index += (rest % dim) * stride;
+        rest /= dim;
+    }
+    index
 }
 
 fn read_targets<R: Read>(npy: NpyFile<R>, place: &Place, n: usize) -> Result<Targets> {

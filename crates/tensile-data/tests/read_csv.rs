@@ -143,3 +143,17 @@ fn invalid_utf8_names_the_line() {
     let e = read_csv_from(&bytes[..], "t.csv", "y", Task::Infer).expect_err("bad bytes");
     assert_eq!(e.to_string(), "t.csv, line 3, column 'a': found bytes that are not valid UTF-8, expected UTF-8 text");
 }
+
+#[test]
+fn crlf_line_ends_do_not_shift_line_numbers() {
+    // Regression: the csv crate counts a CRLF line only when it reads the next record, so its
+    // line numbers were one short; a BOM must not shift them either.
+    check_error("a,y\r\n1,0\r\n2\r\n", "t.csv, line 3: found 1 fields, expected 2 fields, as in the header");
+    check_error(
+        "\u{feff}a,b,y\r\n1,2,0\r\n3,x,1\r\n4,5,0\r\n",
+        "t.csv, line 3, column 'b': found 'x', expected a number (feature columns must be numeric)",
+    );
+    let bytes = b"a,y\r\n1,0\r\n1,0\r\n\xff,1\r\n";
+    let e = read_csv_from(&bytes[..], "t.csv", "y", Task::Infer).expect_err("bad bytes");
+    assert_eq!(e.to_string(), "t.csv, line 4, column 'a': found bytes that are not valid UTF-8, expected UTF-8 text");
+}

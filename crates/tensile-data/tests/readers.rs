@@ -220,17 +220,18 @@ fn npy_errors_name_the_file_and_what_was_found() {
     let p = |n: &str| dir.path(n);
     let name = |n: &str| p(n).display().to_string();
     write_npy(&p("x.npy"), &[2, 2], &[1.0f32, 2.0, 3.0, 4.0]);
-    write_npy(&p("x3d.npy"), &[1, 2, 2], &[1.0f32, 2.0, 3.0, 4.0]);
+    write_npy(&p("x1d.npy"), &[4], &[1.0f32, 2.0, 3.0, 4.0]);
     write_npy(&p("y.npy"), &[2], &[0u8, 1]);
     write_npy(&p("y3.npy"), &[3], &[0u8, 1, 1]);
     write_npy(&p("y_bool.npy"), &[2], &[true, false]);
 
-    let e = read_npy(&p("x3d.npy"), &p("y.npy")).expect_err("rank");
+    let e = read_npy(&p("x1d.npy"), &p("y.npy")).expect_err("rank");
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: found a 3-D array of shape [1, 2, 2], expected a 2-D features array (rows x features)",
-            name("x3d.npy")
+            "{}: found a 1-D array of shape [4], expected a features array of 2 or more dimensions (rows x \
+             features, or rows x a sample shape)",
+            name("x1d.npy")
         )
     );
     let e = read_npy(&p("x.npy"), &p("y3.npy")).expect_err("length");
@@ -259,6 +260,44 @@ fn npy_errors_name_the_file_and_what_was_found() {
 }
 
 #[test]
+fn npy_arrays_of_more_dimensions_keep_their_sample_shape_in_either_order() {
+    let dir = TempDir::new("npy-nd");
+    // Two samples of shape [1, 2, 3]; values 0..12 in C order.
+    let c: Vec<f32> = (0..12).map(|v| v as f32).collect();
+    write_npy(&dir.path("c.npy"), &[2, 1, 2, 3], &c);
+    write_npy(&dir.path("y.npy"), &[2], &[0i32, 1]);
+    let ds = read_npy(&dir.path("c.npy"), &dir.path("y.npy")).expect("4-D features");
+    assert_eq!((ds.n_features(), ds.sample_shape()), (6, &[1, 2, 3][..]));
+    assert_eq!(ds.features(), &c[..]);
+    // The same array written in Fortran order (first index fastest) reads back identically.
+    let mut f = [0.0f32; 12];
+    for i in 0..2 {
+        for y in 0..2 {
+            for x in 0..3 {
+                f[i + 2 * (y + 2 * x)] = c[i * 6 + y * 3 + x];
+            }
+        }
+    }
+    {
+        use npyz::WriterBuilder;
+        let file = std::io::BufWriter::new(std::fs::File::create(dir.path("f.npy")).expect("create"));
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[2, 1, 2, 3])
+            .order(npyz::Order::Fortran)
+            .writer(file)
+            .begin_nd()
+            .expect("begin");
+        w.extend(f.iter().copied()).expect("write");
+        w.finish().expect("finish");
+    }
+    let fortran = read_npy(&dir.path("f.npy"), &dir.path("y.npy")).expect("Fortran order");
+    assert_eq!(fortran.features(), &c[..]);
+    let only = tensile_data::read_npy_features(&dir.path("c.npy")).expect("features");
+    assert_eq!((only.len(), only.sample_shape()), (2, &[1, 2, 3][..]));
+}
+
+#[test]
 fn npz_archives_by_array_name() {
     let dir = TempDir::new("npz");
     let path = dir.path("d.npz");
@@ -282,10 +321,13 @@ fn npz_archives_by_array_name() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}, array 'y': found a 1-D array of shape [2], expected a 2-D features array (rows x features)",
+            "{}, array 'y': found a 1-D array of shape [2], expected a features array of 2 or more dimensions \
+             (rows x features, or rows x a sample shape)",
             path.display()
         )
     );
+    let f = tensile_data::read_npz_features(&path, "x").expect("features only");
+    assert_eq!((f.len(), f.values()), (2, &[1.0, 2.0, 3.0, 4.0][..]));
     std::fs::write(dir.path("bad.npz"), "zip? no").expect("write");
     let e = read_npz(&dir.path("bad.npz"), "x", "y").expect_err("not a zip");
     assert!(
@@ -310,7 +352,53 @@ fn image_folders_resize_mixed_sizes_channel_first() {
     assert_eq!(ds.row(0), &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.2, 0.2, 0.2]);
     assert!(ds.row(1)[4..8].iter().all(|&v| v > 0.9), "green channel of the JPEG: {:?}", ds.row(1));
     let gray = tensile_data::read_image_folder(&dir.0, (3, 1), true).expect("valid");
-    assert_eq!(gray.n_features(), 3);
+    assert_eq!((gray.n_features(), gray.sample_shape()), (3, &[1, 1, 3][..]));
+    assert_eq!(ds.sample_shape(), &[3, 2, 2]);
+}
+
+#[test]
+fn without_a_size_images_must_share_the_first_ones_size() {
+    use tensile_data::{ImageOptions, ImageSize, read_image_files, read_image_folder_with};
+    let dir = TempDir::new("images-sizes");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(dir.path(class)).expect("dir");
+    }
+    image::GrayImage::from_pixel(3, 2, image::Luma([255])).save(dir.path("a/1.png")).expect("png");
+    image::GrayImage::from_pixel(3, 2, image::Luma([0])).save(dir.path("b/1.png")).expect("png");
+    let gray = ImageOptions { size: ImageSize::First, grayscale: true };
+    let ds = read_image_folder_with(&dir.0, &gray).expect("one size");
+    assert_eq!(ds.sample_shape(), &[1, 2, 3]);
+    assert_eq!(ds.row(0), &[1.0; 6]);
+
+    // Prediction reads the class layout, a flat folder or one file, rows named by path.
+    let f = read_image_files(&dir.0, &gray).expect("class layout");
+    assert_eq!(f.row_names(), Some(&["a/1.png".to_string(), "b/1.png".to_string()][..]));
+    let f = read_image_files(&dir.path("b/1.png"), &gray).expect("one file");
+    assert_eq!((f.len(), f.row_names()), (1, Some(&["1.png".to_string()][..])));
+    let exactly = ImageOptions { size: ImageSize::Exactly(2, 2), grayscale: true };
+    let e = read_image_files(&dir.path("a"), &exactly).expect_err("training size");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: found an image of 3x2 pixels (width x height), expected 2x2 like the training images (or an \
+             image size to resize every image to)",
+            dir.path("a/1.png").display()
+        )
+    );
+
+    image::GrayImage::from_pixel(4, 4, image::Luma([0])).save(dir.path("b/2.png")).expect("png");
+    let e = read_image_folder_with(&dir.0, &gray).expect_err("mixed sizes");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: found an image of 4x4 pixels (width x height), expected 3x2 like the first image, {} (or an \
+             image size to resize every image to)",
+            dir.path("b/2.png").display(),
+            dir.path("a/1.png").display()
+        )
+    );
+    let resized = ImageOptions { size: ImageSize::Resize(2, 2), grayscale: true };
+    assert_eq!(read_image_folder_with(&dir.0, &resized).expect("resized").len(), 3);
 }
 
 #[test]

@@ -48,6 +48,7 @@ pub mod rnn;
 pub mod schedule;
 pub mod spec;
 pub mod summary;
+pub mod tabular;
 pub mod weights;
 
 pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Silu, Softmax, Tanh};
@@ -80,4 +81,5 @@ pub use rnn::{Gru, GruConfig, Lstm, LstmConfig, RecurrentConfig};
 pub use schedule::{Schedule, ScheduleConfig, Scheduler, SchedulerState, StepUnit, Warmup};
 pub use spec::{LayerSpec, ModelSpec, Pair};
 pub use summary::{Summary, SummaryRow, summary};
+pub use tabular::{Embedded, IndexColumn, TabularEmbedding, embedding_dim_for};
 pub use weights::{load_weights, save_weights};
