@@ -123,6 +123,32 @@ impl Default for DivergenceConfig {
     }
 }
 
+/// Feature scaling, fitted on the training rows only (`scaling = "standard"` in a config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scaling {
+    /// `(x - mean) / std` per feature ([`tensile_data::Standardizer`]).
+    #[default]
+    Standard,
+    /// The training range of each feature onto `[0, 1]` ([`tensile_data::MinMaxScaler`]).
+    #[serde(alias = "min_max", alias = "min-max")]
+    MinMax,
+    /// Features as read.
+    None,
+}
+
+impl Scaling {
+    /// Fits the chosen scaler on `rows` of `ds`; `None` for [`Scaling::None`].
+    pub fn fit(self, ds: &tensile_data::Dataset, rows: &[usize]) -> Result<Option<tensile_data::FeatureScaler>> {
+        use tensile_data::{FeatureScaler, MinMaxScaler, Standardizer};
+        Ok(match self {
+            Scaling::Standard => Some(FeatureScaler::Standard(Standardizer::fit(ds, rows)?)),
+            Scaling::MinMax => Some(FeatureScaler::MinMax(MinMaxScaler::fit(ds, rows)?)),
+            Scaling::None => None,
+        })
+    }
+}
+
 /// Everything about how a model is trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -151,8 +177,12 @@ pub struct TrainerConfig {
     pub restore_best: bool,
     pub checkpoint: CheckpointConfig,
     pub divergence: DivergenceConfig,
-    /// Standardize features with statistics of the training rows.
-    pub standardize: bool,
+    /// How features are scaled, with statistics of the training rows only.
+    pub scaling: Scaling,
+    /// Regression only: train on the target standardized with the training rows' mean and
+    /// std (see [`tensile_data::TargetScaler`]); losses and metrics are still reported in the
+    /// target's own units. No effect on classification.
+    pub standardize_target: bool,
     pub seed: u64,
 }
 
@@ -175,7 +205,8 @@ impl Default for TrainerConfig {
             restore_best: true,
             checkpoint: CheckpointConfig::default(),
             divergence: DivergenceConfig::default(),
-            standardize: true,
+            scaling: Scaling::Standard,
+            standardize_target: true,
             seed: 42,
         }
     }

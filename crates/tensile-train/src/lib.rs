@@ -3,11 +3,12 @@
 //! divergence, and a history with curves and a plain-words diagnosis.
 //!
 //! Module map, in the order a run uses them: `config` (what to do), `task` (classification or
-//! regression), `trainer` (the loop), `callback` (hooks; early stopping, schedules and checkpoint
+//! regression), `trainer` (the loop), `source` (batches from a table in memory or a streamed
+//! file), `callback` (hooks; early stopping, schedules and checkpoint
 //! timing are callbacks), `early_stopping`, `divergence`, `checkpoint` (atomic, checksummed
 //! files), `metrics`, `history`, `plot` (curves), `diagnosis`, `progress`, `provenance` (what
-//! reproducing a run needs), `tensorboard` (event files), and `lr_finder` (the learning-rate
-//! range test).
+//! reproducing a run needs), `tensorboard` (event files), `report` (`report.html`), and
+//! `lr_finder` (the learning-rate range test).
 //!
 //! This crate knows nothing of the command line or its config file.
 //!
@@ -50,13 +51,15 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod provenance;
+pub mod report;
+mod source;
 mod state;
 pub mod task;
 pub mod tensorboard;
 pub mod trainer;
 
 pub use callback::{Callback, Context};
-pub use config::{CheckpointConfig, DivergenceConfig, DivergencePolicy, OptimizerConfig, TrainerConfig};
+pub use config::{CheckpointConfig, DivergenceConfig, DivergencePolicy, OptimizerConfig, Scaling, TrainerConfig};
 pub use diagnosis::{Finding, FindingKind, diagnose};
 pub use early_stopping::{Combine, EarlyStoppingConfig, StopCondition};
 pub use error::{Error, Result};
@@ -66,5 +69,6 @@ pub use metrics::{ConfusionMatrix, Metric, Outputs, default_metrics};
 pub use plot::{write_curves, write_lr_finder_plot};
 pub use progress::{Progress, ProgressMode};
 pub use provenance::{Machine, Provenance};
+pub use source::streamed_validation;
 pub use tensorboard::TensorBoardLogger;
-pub use trainer::{Evaluation, StopReason, TrainResult, Trainer, TrainingData, evaluate};
+pub use trainer::{Evaluation, StopReason, StreamingData, TrainResult, Trainer, TrainingData, evaluate};

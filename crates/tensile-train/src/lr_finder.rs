@@ -4,8 +4,8 @@
 //! each batch, and read a good rate off the curve.
 //!
 //! It uses what a run would use — the trainer config's optimizer (the same parameter groups the
-//! trainer builds), batch size, gradient clipping, seed, split and standardization on the training
-//! rows, and the task helpers of [`crate::task`] — but not the schedule (the finder sets the rate
+//! trainer builds), batch size, gradient clipping, seed, split, feature scaling and target
+//! standardization on the training rows (losses in the target's units), and the task helpers of [`crate::task`] — but not the schedule (the finder sets the rate
 //! itself), gradient accumulation or divergence recovery (a diverging loss is what ends the test).
 //! Every parameter, buffer and module random stream is copied before and put back afterwards,
 //! even when the test fails, so the caller's model is unchanged bit for bit; only the training
@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tensile_core::{Rng, Tensor};
-use tensile_data::{Dataset, Loader, Standardizer, train_validation_split};
+use tensile_data::{Dataset, Loader, TargetScaler, train_validation_split};
 use tensile_nn::optim::{ParamGroup, decay_split};
 use tensile_nn::{Module, named_parameters, weights};
 
@@ -194,8 +194,15 @@ fn run(model: &mut dyn Module, data: &Dataset, tc: &TrainerConfig, cfg: &LrFinde
     let stratify = tc.stratify && matches!(task, Task::Classification { .. });
     let (train_rows, _) = train_validation_split(data, tc.validation_split, stratify, &mut root.fork(2))?;
     let mut ds = data.clone();
-    if tc.standardize {
-        Standardizer::fit(data, &train_rows)?.transform_in_place(ds.features_mut())?;
+    if let Some(s) = tc.scaling.fit(data, &train_rows)? {
+        s.transform_in_place(ds.features_mut())?;
+    }
+    // The trainer's scaled regression target, with losses reported in the target's units.
+    let mut loss_factor = 1.0;
+    if tc.standardize_target && task == Task::Regression {
+        let t = TargetScaler::fit(&ds, &train_rows)?;
+        ds = t.transform_dataset(&ds)?;
+        loss_factor = t.loss_factor();
     }
 
     let params = named_parameters(model);
@@ -231,7 +238,7 @@ fn run(model: &mut dyn Module, data: &Dataset, tc: &TrainerConfig, cfg: &LrFinde
         let lr = cfg.lr_at(i);
         let (xt, yt) = batch_tensors(&ds, &task, rows, &mut x, &mut y)?;
         let loss = batch_loss(&task, &model.forward(&xt)?, &yt)?;
-        let raw = loss.item()?;
+        let raw = loss.item()? * loss_factor;
         average = cfg.smoothing * average + (1.0 - cfg.smoothing) * raw;
         let smoothed = average / (1.0 - cfg.smoothing.powi(i as i32 + 1));
         out.lrs.push(lr);

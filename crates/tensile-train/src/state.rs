@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tensile_core::{Rng, Tensor};
-use tensile_data::{Loader, LoaderState};
+use tensile_data::LoaderState;
 use tensile_nn::{Module, Optimizer, weights};
 
 use crate::callback::Callback;
@@ -13,6 +13,7 @@ use crate::checkpoint;
 use crate::divergence::Divergence;
 use crate::error::{Error, Result};
 use crate::history::{Event, EventKind, History};
+use crate::source::{BatchSource, StreamFingerprint};
 use crate::trainer::StopReason;
 
 /// Position and loop state stored in checkpoints (besides tensors and callback states).
@@ -25,6 +26,11 @@ pub(crate) struct LoopState {
     pub(crate) step: u64,
     pub(crate) loader_epoch_start: Option<LoaderStateJson>,
     pub(crate) loader: LoaderStateJson,
+    /// The stream a streamed run reads (`None` for a table in memory). With the loader state
+    /// and the batch number it fixes the position: the epoch's block order, window and offset
+    /// within it all follow from them (see `tensile_data::StreamLoader`).
+    #[serde(default)]
+    pub(crate) stream: Option<StreamFingerprint>,
     pub(crate) best: Option<(usize, f64)>,
     pub(crate) divergence: Divergence,
     pub(crate) module_rngs: Vec<(String, [u64; 4])>,
@@ -137,13 +143,16 @@ pub(crate) fn restore_snapshot(
 
 pub(crate) type Restored = (LoopState, Option<Vec<Tensor>>, PathBuf);
 
-/// Loads the newest valid checkpoint into the model, optimizer, callbacks and loader.
+/// Loads the newest valid checkpoint into the model, optimizer, callbacks and batch source.
+/// Refuses a checkpoint written for other data than `stream` describes (another file, another
+/// window size, or a table in memory where this run streams, or the reverse).
 pub(crate) fn restore(
     dir: &Path,
     model: &dyn Module,
     opt: &mut dyn Optimizer,
     callbacks: &mut [Box<dyn Callback>],
-    loader: &mut Loader,
+    source: &mut BatchSource,
+    stream: &Option<StreamFingerprint>,
 ) -> Result<Option<Restored>> {
     let (found, skipped) = checkpoint::newest_valid(dir)?;
     let Some((path, ckpt)) = found else {
@@ -159,6 +168,21 @@ pub(crate) fn restore(
         path: path.display().to_string(),
         msg: format!("state does not match this version of tensile: {e}"),
     })?;
+    if st.stream != *stream {
+        let describe = |s: &Option<StreamFingerprint>| match s {
+            Some(s) => s.to_string(),
+            None => "a table held in memory".to_string(),
+        };
+        return Err(Error::Checkpoint {
+            path: path.display().to_string(),
+            msg: format!(
+                "was written while training on {}, but this run trains on {}; resume with the same data file and \
+                 memory budget",
+                describe(&st.stream),
+                describe(stream)
+            ),
+        });
+    }
     let named = weights::named_tensors(model);
     let mut best = Vec::new();
     for (name, t) in &named {
@@ -185,7 +209,7 @@ pub(crate) fn restore(
             cb.load_state(s)?;
         }
     }
-    loader.restore(&(&st.loader).into());
+    source.restore(&(&st.loader).into());
     let rngs = std::mem::take(&mut st.module_rngs);
     model.visit_rngs("", &mut |name, rng| {
         if let Some((_, s)) = rngs.iter().find(|(n, _)| n == name) {

@@ -1,13 +1,18 @@
 //! The training loop.
 //!
 //! ```text
-//! setup: split (seeded, stratified) -> standardize on training rows -> optimizer -> callbacks
+//! setup: split (seeded, stratified) -> scale features (and a regression target) on training
+//!        rows -> optimizer -> callbacks
 //!        -> resume from the newest valid checkpoint, if asked
 //! each epoch: batches in a seeded order -> forward -> loss -> backward -> (accumulate k)
 //!             -> divergence check -> clip -> optimizer step -> callbacks
 //!             -> evaluate on the whole validation set -> best weights -> callbacks -> checkpoint
 //! end: restore the best weights -> test set -> diagnosis
 //! ```
+//!
+//! The batches come from a table in memory ([`Trainer::fit`]) or from a CSV file streamed a
+//! window of blocks at a time ([`Trainer::fit_stream`]); `source.rs` holds what differs, so the
+//! loop below, its checkpoints and resume are one code path for both.
 //!
 //! Everything that decides what happens next — the position in the data order, optimizer and
 //! schedule state, every random stream, early-stopping state, the best weights, divergence state
@@ -19,7 +24,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tensile_core::{GradStore, Rng, Tensor, no_grad};
-use tensile_data::{Dataset, Loader, Standardizer, train_validation_split};
+use tensile_data::{Dataset, FeatureScaler, Loader, TargetScaler, train_validation_split};
 use tensile_nn::optim::{ParamGroup, decay_split, grad_norm};
 use tensile_nn::{Module, Optimizer, Scheduler, named_parameters};
 
@@ -35,6 +40,8 @@ use crate::metrics::{Metric, Outputs, default_metrics};
 use crate::plot::write_curves;
 use crate::progress::{Progress, ProgressMode};
 use crate::provenance::Provenance;
+pub use crate::source::StreamingData;
+use crate::source::{BatchSource, Setup, setup_stream, stream_provenance};
 use crate::state::{
     LoopState, Snapshot, copy_weights, restore, restore_snapshot, save_checkpoint, set_weights, take_snapshot,
 };
@@ -46,6 +53,13 @@ pub struct TrainingData<'a> {
     pub train: &'a Dataset,
     pub validation: Option<&'a Dataset>,
     pub test: Option<&'a Dataset>,
+}
+
+/// Where a run's training rows come from.
+#[derive(Clone, Copy)]
+enum Input<'d, 'a> {
+    Memory(&'d TrainingData<'a>),
+    Stream(&'d StreamingData<'a>),
 }
 
 /// Why training ended.
@@ -66,8 +80,13 @@ pub struct TrainResult {
     pub stop: StopReason,
     /// Values on the test set with the final (best) weights.
     pub test: Option<std::collections::BTreeMap<String, f64>>,
-    /// The standardizer fitted on the training rows, when standardization is on.
-    pub standardizer: Option<Standardizer>,
+    /// The feature scaler fitted on the training rows (none with `scaling = "none"`).
+    pub scaler: Option<FeatureScaler>,
+    /// The regression target's scaler fitted on the training rows, when `standardize_target`
+    /// is on: the model's raw outputs are in its scaled units (map them back with
+    /// [`TargetScaler::inverse`]); every loss and metric reported is already in the target's
+    /// own units.
+    pub target_scaler: Option<TargetScaler>,
     /// What the curves say, in plain words, each backed by its numbers.
     pub diagnosis: Vec<crate::diagnosis::Finding>,
 }
@@ -78,6 +97,7 @@ struct EvalSet<'a> {
     rows: &'a [usize],
     task: Task,
     metrics: &'a [Box<dyn Metric>],
+    target: Option<&'a TargetScaler>,
 }
 
 /// Trains models. Build with [`Trainer::new`], optionally give it a run directory (checkpoints,
@@ -142,13 +162,20 @@ impl Trainer {
 
     /// Trains `model` on `data`.
     pub fn fit(&mut self, model: &mut dyn Module, data: &TrainingData) -> Result<TrainResult> {
-        let cfg = self.config.clone();
-        let task = task_of(data.train)?;
-        let root = Rng::seed(cfg.seed);
-        let mut metric_defs = default_metrics(task);
-        metric_defs.append(&mut self.extra_metrics);
+        self.fit_input(model, Input::Memory(data))
+    }
 
-        // Rows and preprocessing.
+    /// Trains `model` on a CSV file streamed a window of blocks at a time, with memory bounded
+    /// by [`StreamingData::memory_budget`] whatever the file's size. Checkpoints and exact
+    /// resume work as for [`Trainer::fit`]; the validation split is a seeded hash of the row
+    /// number and is not stratified (see [`tensile_data::StreamSplit`]).
+    pub fn fit_stream(&mut self, model: &mut dyn Module, data: &StreamingData) -> Result<TrainResult> {
+        self.fit_input(model, Input::Stream(data))
+    }
+
+    /// The setup of a run on a table held in memory: split, scale, and a loader of row indices.
+    fn setup_memory<'a>(cfg: &TrainerConfig, root: &Rng, data: &TrainingData<'a>) -> Result<Setup<'a>> {
+        let task = task_of(data.train)?;
         let (train_ds, val_ds, train_rows, val_rows) = match data.validation {
             Some(v) => (data.train.clone(), v.clone(), (0..data.train.len()).collect(), (0..v.len()).collect()),
             None => {
@@ -158,15 +185,48 @@ impl Trainer {
             }
         };
         check_compatible(&task, data.train.n_features(), &val_ds, "validation")?;
-        let standardizer = cfg.standardize.then(|| Standardizer::fit(&train_ds, &train_rows)).transpose()?;
+        let scaler = cfg.scaling.fit(&train_ds, &train_rows)?;
         let prepare = |ds: &Dataset| -> Result<Dataset> {
             let mut ds = ds.clone();
-            if let Some(s) = &standardizer {
+            if let Some(s) = &scaler {
                 s.transform_in_place(ds.features_mut())?;
             }
             Ok(ds)
         };
         let (train_ds, val_ds) = (prepare(&train_ds)?, prepare(&val_ds)?);
+        // Only the rows trained on get the scaled target; evaluations map the model's outputs
+        // back instead, so validation and test values stay in the target's units.
+        let target_scaler = (cfg.standardize_target && task == Task::Regression)
+            .then(|| TargetScaler::fit(&train_ds, &train_rows))
+            .transpose()?;
+        let train_ds = match &target_scaler {
+            Some(t) => t.transform_dataset(&train_ds)?,
+            None => train_ds,
+        };
+        let loader = Loader::new(train_rows, cfg.batch_size, true, false, root.fork(3))?;
+        Ok(Setup {
+            task,
+            source: BatchSource::Memory { ds: train_ds, loader, epoch: None },
+            val_ds,
+            val_rows,
+            scalers: (scaler, target_scaler),
+            test: data.test,
+            n_features: data.train.n_features(),
+            stream: None,
+        })
+    }
+
+    fn fit_input(&mut self, model: &mut dyn Module, input: Input) -> Result<TrainResult> {
+        let cfg = self.config.clone();
+        let root = Rng::seed(cfg.seed);
+        let Setup { task, mut source, val_ds, val_rows, scalers, test, n_features, stream } = match input {
+            Input::Memory(data) => Self::setup_memory(&cfg, &root, data)?,
+            Input::Stream(data) => setup_stream(&cfg, &root, data)?,
+        };
+        let mut metric_defs = default_metrics(task);
+        metric_defs.append(&mut self.extra_metrics);
+        // Training losses in the target's units, like the validation loss.
+        let loss_factor = scalers.1.map_or(1.0, |t| t.loss_factor());
 
         // Optimizer and callbacks.
         let params = named_parameters(model);
@@ -178,8 +238,7 @@ impl Trainer {
         let mut opt = cfg.optimizer.build(groups)?;
         let mut callbacks = self.builtin_callbacks(&cfg)?;
         callbacks.append(&mut self.user_callbacks);
-        let mut loader = Loader::new(train_rows, cfg.batch_size, true, false, root.fork(3))?;
-        let steps_per_epoch = loader.batches_per_epoch().div_ceil(cfg.accumulate_batches) as u64;
+        let steps_per_epoch = source.batches_per_epoch().div_ceil(cfg.accumulate_batches) as u64;
         callbacks.push(Box::new(Progress::new(self.progress, cfg.epochs, steps_per_epoch).with_monitor(&cfg.monitor)));
 
         let mut st = LoopState {
@@ -187,7 +246,8 @@ impl Trainer {
             batch_in_epoch: 0,
             step: 0,
             loader_epoch_start: None,
-            loader: loader.state().into(),
+            loader: source.state().into(),
+            stream: stream.clone(),
             best: None,
             divergence: Divergence::default(),
             module_rngs: Vec::new(),
@@ -201,13 +261,17 @@ impl Trainer {
         if let Some(dir) = &self.run_dir {
             // Seed, resolved config, data hash, version and machine: what reproducing needs.
             std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
-            Provenance::collect(&cfg, data.train)?.write(dir)?;
+            let provenance = match input {
+                Input::Memory(data) => Provenance::collect(&cfg, data.train)?,
+                Input::Stream(data) => stream_provenance(&cfg, data.train)?,
+            };
+            provenance.write(dir)?;
         }
         let mut best_weights: Option<Vec<Tensor>> = None;
         let ckpt_dir = self.run_dir.as_ref().map(|d| d.join("checkpoints"));
         if self.resume {
             let dir = ckpt_dir.as_ref().ok_or(Error::Config { key: "resume", msg: "needs a run directory".into() })?;
-            if let Some(restored) = restore(dir, model, opt.as_mut(), &mut callbacks, &mut loader)? {
+            if let Some(restored) = restore(dir, model, opt.as_mut(), &mut callbacks, &mut source, &stream)? {
                 st = restored.0;
                 best_weights = restored.1;
                 st.pending_events.push(Event {
@@ -223,13 +287,14 @@ impl Trainer {
             // A finished run is reported again, unless it is being extended to more epochs.
             let extend = reason == StopReason::Completed && st.epochs_done < total_epochs;
             if !extend {
-                return self.finish(model, data, &task, &metric_defs, &st, best_weights, reason, standardizer);
+                return self.finish(model, (test, n_features), &task, &metric_defs, &st, best_weights, reason, scalers);
             }
             st.stopped = None;
         }
 
         let mut snapshot = take_snapshot(model, opt.as_ref(), &callbacks)?;
-        let eval_set = EvalSet { ds: &val_ds, rows: &val_rows, task, metrics: &metric_defs };
+        let eval_set =
+            EvalSet { ds: &val_ds, rows: &val_rows, task, metrics: &metric_defs, target: scalers.1.as_ref() };
         let mut x = Vec::new();
         let mut y = Vec::new();
         let run_dir = self.run_dir.clone();
@@ -247,11 +312,11 @@ impl Trainer {
             // Mid-epoch resume replays the epoch's order from its saved start and skips ahead.
             let skip = st.batch_in_epoch;
             if let (true, Some(start)) = (skip > 0, &st.loader_epoch_start) {
-                loader.restore(&start.into());
+                source.restore(&start.into());
             }
-            st.loader_epoch_start = Some(loader.state().into());
-            let order = loader.epoch();
-            st.loader = loader.state().into();
+            st.loader_epoch_start = Some(source.state().into());
+            let n_batches = source.start_epoch();
+            st.loader = source.state().into();
             with_ctx(model, opt.as_mut(), &mut st, run_dir.as_deref(), |ctx| {
                 ctx.epoch = epoch;
                 for cb in callbacks.iter_mut() {
@@ -260,8 +325,6 @@ impl Trainer {
                 Ok(())
             })?;
 
-            let batches: Vec<&[usize]> = order.batches().collect();
-            let n_batches = batches.len();
             let mut accumulated: Option<GradStore> = None;
             let mut acc_count = 0usize;
             let mut acc_loss = 0.0;
@@ -269,11 +332,11 @@ impl Trainer {
             if skip == 0 {
                 st.epoch_loss = (0.0, 0);
             }
-            for (bi, rows) in batches.iter().enumerate().skip(skip) {
-                let (xt, yt) = batch_tensors(&train_ds, &task, rows, &mut x, &mut y)?;
+            for bi in skip..n_batches {
+                let (xt, yt, batch_rows) = source.batch(bi, &task, &mut x, &mut y)?;
                 let out = model.forward(&xt)?;
                 let loss = batch_loss(&task, &out, &yt)?;
-                let lv = loss.item()?;
+                let lv = loss.item()? * loss_factor;
                 let scaled = if cfg.accumulate_batches > 1 {
                     loss.mul_scalar(1.0 / cfg.accumulate_batches as f64)?
                 } else {
@@ -281,8 +344,8 @@ impl Trainer {
                 };
                 let grads = scaled.backward()?;
                 acc_bad |= !lv.is_finite();
-                acc_loss += lv * rows.len() as f64;
-                acc_count += rows.len();
+                acc_loss += lv * batch_rows as f64;
+                acc_count += batch_rows;
                 accumulated = Some(match accumulated.take() {
                     None => grads,
                     Some(prev) => add_grads(prev, grads, &params)?,
@@ -462,7 +525,7 @@ impl Trainer {
             }
             Ok(())
         })?;
-        self.finish(model, data, &task, &metric_defs, &st, best_weights, reason, standardizer)
+        self.finish(model, (test, n_features), &task, &metric_defs, &st, best_weights, reason, scalers)
     }
 
     fn builtin_callbacks(&self, cfg: &TrainerConfig) -> Result<Vec<Box<dyn Callback>>> {
@@ -501,7 +564,7 @@ impl Trainer {
         let train_loss = st.epoch_loss.0 / st.epoch_loss.1.max(1) as f64;
         model.set_training(false);
         let (val_loss, outputs) =
-            evaluate_rows(model, eval.ds, eval.rows, &eval.task, self.config.batch_size.max(256))?;
+            evaluate_rows(model, eval.ds, eval.rows, &eval.task, self.config.batch_size.max(256), eval.target)?;
         model.set_training(true);
         let mut record = EpochRecord {
             epoch,
@@ -566,13 +629,13 @@ impl Trainer {
     fn finish(
         &self,
         model: &mut dyn Module,
-        data: &TrainingData,
+        (test_data, n_features): (Option<&Dataset>, usize),
         task: &Task,
         metric_defs: &[Box<dyn Metric>],
         st: &LoopState,
         best_weights: Option<Vec<Tensor>>,
         reason: StopReason,
-        standardizer: Option<Standardizer>,
+        (scaler, target_scaler): (Option<FeatureScaler>, Option<TargetScaler>),
     ) -> Result<TrainResult> {
         let mut history = st.history.clone();
         if self.config.restore_best
@@ -592,15 +655,16 @@ impl Trainer {
             }
         }
         model.set_training(false);
-        let test = match data.test {
+        let test = match test_data {
             Some(test) => {
-                check_compatible(task, data.train.n_features(), test, "test")?;
+                check_compatible(task, n_features, test, "test")?;
                 let mut ds = test.clone();
-                if let Some(s) = &standardizer {
+                if let Some(s) = &scaler {
                     s.transform_in_place(ds.features_mut())?;
                 }
                 let rows: Vec<usize> = (0..ds.len()).collect();
-                let (loss, outputs) = evaluate_rows(model, &ds, &rows, task, self.config.batch_size.max(256))?;
+                let batch = self.config.batch_size.max(256);
+                let (loss, outputs) = evaluate_rows(model, &ds, &rows, task, batch, target_scaler.as_ref())?;
                 let mut values = std::collections::BTreeMap::new();
                 values.insert("test_loss".to_string(), loss);
                 for m in metric_defs {
@@ -615,7 +679,7 @@ impl Trainer {
             write_curves(&history, &self.config.monitor, dir)?;
         }
         let diagnosis = diagnose(&history, &self.config.monitor);
-        Ok(TrainResult { history, best: st.best, stop: reason, test, standardizer, diagnosis })
+        Ok(TrainResult { history, best: st.best, stop: reason, test, scaler, target_scaler, diagnosis })
     }
 }
 
@@ -641,13 +705,16 @@ fn with_ctx<R>(
     f(&mut ctx)
 }
 
-/// Loss and outputs of `model` over `rows`, in batches, with no graph recorded.
+/// Loss and outputs of `model` over `rows`, in batches, with no graph recorded. With `target`,
+/// the model predicts the scaled target: its outputs are mapped back first, so the loss and
+/// outputs are in the units of `ds`'s (unscaled) targets.
 pub(crate) fn evaluate_rows(
     model: &dyn Module,
     ds: &Dataset,
     rows: &[usize],
     task: &Task,
     batch_size: usize,
+    target: Option<&TargetScaler>,
 ) -> Result<(f64, Outputs)> {
     let _guard = no_grad();
     let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -655,7 +722,11 @@ pub(crate) fn evaluate_rows(
     let mut collected: Vec<f32> = Vec::new();
     for chunk in rows.chunks(batch_size.max(1)) {
         let (xt, yt) = batch_tensors(ds, task, chunk, &mut x, &mut y)?;
-        let out = model.forward(&xt)?;
+        let mut out = model.forward(&xt)?;
+        if let Some(t) = target {
+            let (mul, add) = t.inverse();
+            out = out.affine(mul, add)?;
+        }
         loss_sum += batch_loss(task, &out, &yt)?.item()? * chunk.len() as f64;
         collected.extend(out.to_vec::<f32>()?);
     }
@@ -685,7 +756,7 @@ pub struct Evaluation {
 pub fn evaluate(model: &dyn Module, ds: &Dataset, batch_size: usize) -> Result<Evaluation> {
     let task = task_of(ds)?;
     let rows: Vec<usize> = (0..ds.len()).collect();
-    let (loss, outputs) = evaluate_rows(model, ds, &rows, &task, batch_size)?;
+    let (loss, outputs) = evaluate_rows(model, ds, &rows, &task, batch_size, None)?;
     let accuracy = matches!(task, Task::Classification { .. }).then(|| crate::metrics::Accuracy.compute(&outputs));
     Ok(Evaluation { loss, accuracy })
 }
