@@ -9,15 +9,19 @@
 //! `[training]` is `tensile_train::TrainerConfig` itself, so every trainer option is reachable
 //! without a second list to keep in sync. Two conveniences are rewritten before checking:
 //! `data.validation_split` moves to `training.validation_split`, and the flat single-condition
-//! `early_stopping = { monitor, patience, min_delta }` becomes `{ conditions = [ … ] }`, and an
-//! `optimizer` table without a `type` is Adam.
+//! `early_stopping = { monitor, patience, min_delta }` becomes `{ conditions = [ … ] }`, an
+//! `optimizer` table without a `type` is Adam, the older `standardize = true|false` becomes
+//! `scaling = "standard"|"none"`, and the flat schedule
+//! `schedule = { type = "cosine", warmup_epochs = 2 }` becomes the nested
+//! `{ schedule = { kind = "cosine", t_max = … }, warmup = { steps = 2 } }` (see
+//! [`normalize_schedule`]).
 //! The resolved config written to a run directory uses the canonical forms only.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use tensile_nn::LayerSpec;
+use tensile_nn::{LayerSpec, Schedule};
 use tensile_train::TrainerConfig;
 
 /// The whole config file.
@@ -34,6 +38,8 @@ pub struct RunConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
+    /// A CSV or Parquet table, a `.npy` or `.npz` array file, or a folder of images with one
+    /// sub-folder per class (see `crate::data`).
     pub train: Option<PathBuf>,
     pub validation: Option<PathBuf>,
     pub test: Option<PathBuf>,
@@ -41,11 +47,55 @@ pub struct DataConfig {
     pub target: String,
     /// `None`: inferred from the target column.
     pub task: Option<TaskName>,
+    /// Tables: fill missing cells (`mean`, `median`, `most_frequent`); `None`: they are errors.
+    pub impute: Option<crate::data::ImputeName>,
+    /// Tables: columns to one-hot encode though their cells are numbers.
+    pub categorical: Vec<String>,
+    /// Tables: the most distinct training values a categorical column is one-hot encoded with;
+    /// a column with more becomes one index feature that the model looks up in a learned
+    /// embedding (`model.embedding_dim`). Streamed files always one-hot encode.
+    pub one_hot_max: usize,
+    /// Images: `[height, width]` every image is resized to; `None`: all must be of one size.
+    pub image_size: Option<[u32; 2]>,
+    /// Images: `grayscale` (1 channel) or `rgb` (3).
+    pub color: crate::data::Color,
+    /// `.npz` archives: the names of the features and the targets arrays.
+    pub features: String,
+    pub targets: String,
+    /// `.npy` features files: the `.npy` file of their targets.
+    pub train_targets: Option<PathBuf>,
+    pub validation_targets: Option<PathBuf>,
+    pub test_targets: Option<PathBuf>,
+    /// CSV training files: stream the file (a window of blocks in memory at a time) instead of
+    /// reading it whole. Also on, by itself, for a file larger than `memory_budget`.
+    pub stream: bool,
+    /// What a streamed training file may occupy in memory (`"256MiB"`, `"2GiB"`, `"500MB"`): a
+    /// quarter for the shuffle window, up to half for the validation rows. `None`: 256 MiB when
+    /// streaming, and no file is streamed for its size alone.
+    pub memory_budget: Option<String>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { train: None, validation: None, test: None, target: "target".into(), task: None }
+        DataConfig {
+            train: None,
+            validation: None,
+            test: None,
+            target: "target".into(),
+            task: None,
+            impute: None,
+            categorical: Vec::new(),
+            one_hot_max: 16,
+            image_size: None,
+            color: crate::data::Color::Rgb,
+            features: tensile_data::NPZ_FEATURES_KEY.into(),
+            targets: tensile_data::NPZ_TARGETS_KEY.into(),
+            train_targets: None,
+            validation_targets: None,
+            test_targets: None,
+            stream: false,
+            memory_budget: None,
+        }
     }
 }
 
@@ -64,17 +114,22 @@ pub enum TaskName {
 pub struct ModelConfig {
     pub layers: Option<Vec<LayerSpec>>,
     pub hidden: Vec<usize>,
+    /// The width of every learned embedding of an index column (see `data.one_hot_max`);
+    /// `None`: min(50, round(1.6 * n^0.56)) for a column of n categories.
+    pub embedding_dim: Option<usize>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { layers: None, hidden: vec![128] }
+        ModelConfig { layers: None, hidden: vec![128], embedding_dim: None }
     }
 }
 
 impl ModelConfig {
-    /// The layer list for `outputs` output units (classes, or 1 for regression).
-    pub fn layers_for(&self, outputs: usize) -> Result<Vec<LayerSpec>> {
+    /// The layer list for samples of `sample_shape` and `outputs` output units (classes, or 1 for
+    /// regression). The default MLP reads rows of D values, so samples of more dimensions (images)
+    /// are flattened first.
+    pub fn layers_for(&self, sample_shape: &[usize], outputs: usize) -> Result<Vec<LayerSpec>> {
         if let Some(layers) = &self.layers {
             return Ok(layers.clone());
         }
@@ -82,6 +137,9 @@ impl ModelConfig {
             bail!("model.hidden: every layer needs at least one unit, found {:?}", self.hidden);
         }
         let mut layers = Vec::new();
+        if sample_shape.len() > 1 {
+            layers.push(LayerSpec::Flatten);
+        }
         for &units in &self.hidden {
             layers.push(LayerSpec::Linear { units, bias: true });
             layers.push(LayerSpec::Relu);
@@ -137,7 +195,7 @@ pub fn apply_set(table: &mut toml::Table, assignment: &str) -> Result<()> {
 /// Checks key names and types and builds the config. `origin` names the file in messages;
 /// `text` (when the table came from a file) lets type errors give a line and column.
 pub fn from_table(mut table: toml::Table, origin: &str, text: &str) -> Result<RunConfig> {
-    normalize(&mut table)?;
+    normalize(&mut table, origin)?;
     let known = serde_json::to_value(RunConfig::default()).context("internal: the default config serializes")?;
     check_keys(&table, &known, "", origin)?;
     // Type errors point into the text the user wrote when the table is unchanged; a table
@@ -154,7 +212,7 @@ pub fn from_table(mut table: toml::Table, origin: &str, text: &str) -> Result<Ru
 }
 
 /// Rewrites the documented shorthands into the canonical forms.
-fn normalize(table: &mut toml::Table) -> Result<()> {
+fn normalize(table: &mut toml::Table, origin: &str) -> Result<()> {
     let split = table.get_mut("data").and_then(|d| d.as_table_mut()).and_then(|d| d.remove("validation_split"));
     if let Some(split) = split {
         let training = table.entry("training").or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -180,6 +238,206 @@ fn normalize(table: &mut toml::Table) -> Result<()> {
         full.insert("conditions".into(), toml::Value::Array(vec![toml::Value::Table(flat.clone())]));
         *es = toml::Value::Table(full);
     }
+    if let Some(training) = table.get_mut("training").and_then(|t| t.as_table_mut()) {
+        if let Some(old) = training.remove("standardize") {
+            let Some(on) = old.as_bool() else {
+                bail!(
+                    "training.standardize in {origin}: expected true or false, found {old} \
+                     (it is the older form of training.scaling = \"standard\" | \"minmax\" | \"none\")"
+                );
+            };
+            if training.contains_key("scaling") {
+                bail!("{origin} sets both training.standardize and training.scaling; keep training.scaling");
+            }
+            training.insert("scaling".into(), toml::Value::String(if on { "standard" } else { "none" }.into()));
+        }
+        normalize_schedule(training, origin)?;
+    }
+    Ok(())
+}
+
+/// The keys of the flat schedule form besides the schedule's own settings.
+const SCHEDULE_FLAT_KEYS: [&str; 5] = ["type", "unit", "warmup_epochs", "warmup_steps", "warmup_start_factor"];
+
+/// Each schedule kind (`Schedule`'s `kind` tag) with its settings, read off one example of
+/// each so the lists cannot drift from `tensile_nn::Schedule`.
+fn schedule_kinds() -> Vec<(String, Vec<String>)> {
+    use tensile_nn::schedule::{OneCycleConfig, PlateauConfig};
+    let examples = [
+        Schedule::Constant,
+        Schedule::Step { step_size: 1, gamma: 0.1 },
+        Schedule::MultiStep { milestones: vec![1], gamma: 0.1 },
+        Schedule::Exponential { gamma: 0.9 },
+        Schedule::Cosine { t_max: 1, eta_min: 0.0 },
+        Schedule::CosineWarmRestarts { t_0: 1, t_mult: 1, eta_min: 0.0 },
+        Schedule::OneCycle(OneCycleConfig::new(0.1, 1)),
+        Schedule::ReduceOnPlateau(PlateauConfig::default()),
+    ];
+    examples
+        .iter()
+        .filter_map(|s| {
+            let v = serde_json::to_value(s).ok()?;
+            let v = v.as_object()?;
+            let kind = v.get("kind")?.as_str()?.to_string();
+            Some((kind, v.keys().filter(|k| *k != "kind").cloned().collect()))
+        })
+        .collect()
+}
+
+/// The flat `training.schedule` form, as people write it:
+///
+/// ```toml
+/// schedule = { type = "cosine", warmup_epochs = 2 }        # t_max: the epochs after warmup
+/// schedule = { type = "step", step_size = 10 }             # gamma 0.1, as PyTorch's StepLR
+/// schedule = { type = "plateau", factor = 0.5, patience = 3 }
+/// schedule = { type = "one_cycle", max_lr = 0.01, total_steps = 500, warmup_steps = 0 }
+/// ```
+///
+/// becomes `{ schedule = { kind = …, <settings> }, warmup = { steps, start_factor }, unit }`.
+/// `type` takes every `kind` (`-` for `_` too) and `plateau`, `onecycle`, `multistep`. Filled in
+/// when left out: a cosine's `t_max` (the run's epochs minus the warmup, when it steps per
+/// epoch), `gamma = 0.1` for step and multi-step, and a plateau's `mode` from
+/// `training.monitor` (`max` for accuracy-like values), and the warmup's first rate
+/// (`warmup_start_factor`): `1 / (warmup_epochs + 1)` of the schedule's, so no epoch runs at
+/// rate 0, or 0 for a warmup in batches. `warmup_epochs` needs a schedule that steps per epoch
+/// and `warmup_steps` one that steps per batch (one-cycle, or `unit = "batch"`).
+/// Unknown keys are named with the closest valid one. The nested form's `schedule` table gets
+/// the same key check (serde ignores unknown keys in it).
+fn normalize_schedule(training: &mut toml::Table, origin: &str) -> Result<()> {
+    let epochs = training.get("epochs").and_then(toml::Value::as_integer);
+    let monitor = training.get("monitor").and_then(|m| m.as_str().map(str::to_string));
+    let Some(sched) = training.get_mut("schedule").and_then(|s| s.as_table_mut()) else { return Ok(()) };
+    let kinds = schedule_kinds();
+    let unknown = |path: &str, key: &str, valid: &[&str], what: &str| -> anyhow::Error {
+        let hint = suggestion(key, valid).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+        anyhow!("unknown key `{path}.{key}` in {origin}{hint} (valid keys {what}: {})", valid.join(", "))
+    };
+    if !sched.contains_key("type") {
+        // The nested form: check the schedule table's keys against its kind.
+        if let Some(inner) = sched.get("schedule").and_then(|s| s.as_table())
+            && let Some(kind) = inner.get("kind").and_then(|k| k.as_str())
+            && let Some((_, fields)) = kinds.iter().find(|(k, _)| k == kind)
+        {
+            let mut valid: Vec<&str> = fields.iter().map(String::as_str).collect();
+            valid.push("kind");
+            if let Some(bad) = inner.keys().find(|k| !valid.contains(&k.as_str())) {
+                let what = format!("for a `{kind}` schedule");
+                return Err(unknown("training.schedule.schedule", bad, &valid, &what));
+            }
+        }
+        return Ok(());
+    }
+    if sched.contains_key("schedule") {
+        bail!(
+            "training.schedule in {origin} mixes the flat form (`type = …`) with the nested one (`schedule = {{ … }}`); \
+             use one"
+        );
+    }
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    let written = match sched.get("type") {
+        Some(toml::Value::String(s)) => s.clone(),
+        other => bail!(
+            "training.schedule.type in {origin}: expected a schedule name ({}), found {}",
+            names.join(", "),
+            other.map_or_else(String::new, ToString::to_string)
+        ),
+    };
+    let name = written.to_ascii_lowercase().replace('-', "_");
+    let name = match name.as_str() {
+        "plateau" => "reduce_on_plateau",
+        "onecycle" => "one_cycle",
+        "multistep" => "multi_step",
+        n => n,
+    };
+    let Some((kind, fields)) = kinds.iter().find(|(k, _)| k == name) else {
+        let hint = suggestion(name, &names).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+        bail!(
+            "training.schedule.type in {origin}: unknown schedule `{written}`{hint} (known: {}, plateau)",
+            names.join(", ")
+        );
+    };
+    let mut valid: Vec<&str> = SCHEDULE_FLAT_KEYS.to_vec();
+    valid.extend(fields.iter().map(String::as_str));
+    if let Some(bad) = sched.keys().find(|k| !valid.contains(&k.as_str())) {
+        return Err(unknown("training.schedule", bad, &valid, &format!("for a `{kind}` schedule")));
+    }
+
+    let unit_batch = match sched.get("unit") {
+        None => kind == "one_cycle",
+        Some(u) => match u.as_str() {
+            Some("batch") => true,
+            Some("epoch") => false,
+            _ => bail!("training.schedule.unit in {origin}: expected \"batch\" or \"epoch\", found {u}"),
+        },
+    };
+    let count = |key: &str| -> Result<Option<i64>> {
+        match sched.get(key) {
+            None => Ok(None),
+            Some(v) => match v.as_integer() {
+                Some(n) if n >= 0 => Ok(Some(n)),
+                _ => bail!("training.schedule.{key} in {origin}: expected a whole number >= 0, found {v}"),
+            },
+        }
+    };
+    let warmup = match (count("warmup_epochs")?, count("warmup_steps")?) {
+        (Some(_), Some(_)) => bail!("training.schedule in {origin} sets both warmup_epochs and warmup_steps; keep one"),
+        (Some(_), None) if unit_batch => bail!(
+            "training.schedule.warmup_epochs in {origin}: a `{kind}` schedule steps per batch here; \
+             give its warmup in batches with warmup_steps"
+        ),
+        (None, Some(_)) if !unit_batch => bail!(
+            "training.schedule.warmup_steps in {origin}: a `{kind}` schedule steps per epoch here; \
+             give its warmup with warmup_epochs (or set unit = \"batch\")"
+        ),
+        (e, s) => e.or(s).unwrap_or(0),
+    };
+
+    let mut inner = toml::Table::new();
+    inner.insert("kind".into(), toml::Value::String(kind.clone()));
+    for f in fields {
+        if let Some(v) = sched.get(f) {
+            inner.insert(f.clone(), v.clone());
+        }
+    }
+    match kind.as_str() {
+        "cosine" if !inner.contains_key("t_max") => {
+            if unit_batch {
+                bail!("training.schedule in {origin}: a cosine schedule stepped per batch needs t_max (in batches)");
+            }
+            let epochs = epochs.unwrap_or(TrainerConfig::default().epochs as i64);
+            inner.insert("t_max".into(), toml::Value::Integer((epochs - warmup).max(1)));
+        }
+        "step" | "multi_step" if !inner.contains_key("gamma") => {
+            inner.insert("gamma".into(), toml::Value::Float(0.1));
+        }
+        "reduce_on_plateau" if !inner.contains_key("mode") => {
+            let monitor = monitor.unwrap_or_else(|| TrainerConfig::default().monitor);
+            let mode = match tensile_train::Mode::for_metric(&monitor) {
+                tensile_train::Mode::Max => "max",
+                tensile_train::Mode::Min => "min",
+            };
+            inner.insert("mode".into(), toml::Value::String(mode.into()));
+        }
+        _ => {}
+    }
+    let mut full = toml::Table::new();
+    full.insert("schedule".into(), toml::Value::Table(inner));
+    if warmup > 0 {
+        let mut w = toml::Table::new();
+        w.insert("steps".into(), toml::Value::Integer(warmup));
+        // Per epoch, a ramp from 0 would spend the whole first epoch at rate 0: start one step
+        // up instead (1/3, 2/3, then the schedule, for two epochs). Per batch, from 0 as usual.
+        let start = if unit_batch { 0.0 } else { 1.0 / (warmup + 1) as f64 };
+        let start = sched.get("warmup_start_factor").cloned().unwrap_or(toml::Value::Float(start));
+        w.insert("start_factor".into(), start);
+        full.insert("warmup".into(), toml::Value::Table(w));
+    } else if sched.contains_key("warmup_start_factor") {
+        bail!("training.schedule.warmup_start_factor in {origin}: there is no warmup (warmup_epochs or warmup_steps)");
+    }
+    if let Some(u) = sched.get("unit") {
+        full.insert("unit".into(), u.clone());
+    }
+    *sched = full;
     Ok(())
 }
 
@@ -190,7 +448,12 @@ fn check_keys(table: &toml::Table, known: &serde_json::Value, path: &str, origin
         // Optional sections are `null` in the defaults; these are checked against their own
         // defaults because serde would ignore unknown keys in them.
         let optional = match full.as_str() {
-            "training.schedule" => Some(serde_json::to_value(tensile_nn::ScheduleConfig::default())?),
+            // `type` is listed for suggestions only: the flat form is rewritten before this.
+            "training.schedule" => {
+                let mut keys = serde_json::to_value(tensile_nn::ScheduleConfig::default())?;
+                keys["type"] = serde_json::Value::Null;
+                Some(keys)
+            }
             _ => None,
         };
         match optional.as_ref().or(known.get(key)) {

@@ -3,19 +3,20 @@
 //! causes); exit status 1 for bad input or config, 2 for bad usage (clap's own).
 //!
 //! Module map: `config` (the TOML run config: keys, overrides, checks), `data` (reading the
-//! tables a config names), `artifacts` (`model.json` and loading a trained run), and one module
-//! per command under `commands`.
+//! tables a config names), `artifacts` (`model.json` and loading a trained run), `stdout`
+//! (printing, with a closed pipe as a quiet exit), and one module per command under `commands`.
 
 mod artifacts;
 mod commands;
 mod config;
 mod data;
+mod stdout;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{eval, predict, summary, train};
+use crate::commands::{eval, lr_find, predict, report, summary, train};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -23,8 +24,10 @@ Examples:
   tensile train run.toml --set training.epochs=5  # train from a config file
   tensile train --data iris.csv --target species  # a default model for a table, no config
   tensile summary run.toml                        # layers, output shapes, parameters, memory
+  tensile lr-find run.toml                        # a learning rate from a range test
   tensile eval runs/run --data test.csv           # loss, metrics, confusion matrix
-  tensile predict runs/run --data new.csv --out predictions.csv";
+  tensile predict runs/run --data new.csv --out predictions.csv
+  tensile report runs/run                         # rebuild the run's report.html";
 
 #[derive(Parser)]
 #[command(name = "tensile", version, about = "Train neural networks from data, natively in Rust.", after_help = EXAMPLES)]
@@ -42,12 +45,20 @@ enum Command {
     /// Show the model a config builds: layers, output shapes, parameters and a memory estimate.
     #[command(after_help = summary::EXAMPLES)]
     Summary(summary::Args),
+    /// Find a learning rate: train briefly while the rate grows from tiny to huge, plot the loss
+    /// against the rate and suggest the rate where the loss falls fastest.
+    #[command(after_help = lr_find::EXAMPLES)]
+    LrFind(lr_find::Args),
     /// Score a trained model on a table: loss, metrics and (for classifiers) a confusion matrix.
     #[command(after_help = eval::EXAMPLES)]
     Eval(eval::Args),
     /// Write a trained model's predictions for a table as CSV.
     #[command(after_help = predict::EXAMPLES)]
     Predict(predict::Args),
+    /// Rebuild a run's report.html (curves, scores, confusion matrix, diagnosis, config,
+    /// provenance) from its run directory alone.
+    #[command(after_help = report::EXAMPLES)]
+    Report(report::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,11 +66,15 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Train(args) => train::run(args),
         Command::Summary(args) => summary::run(args),
+        Command::LrFind(args) => lr_find::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output has gone (`| head`): nothing left to tell it.
+        Err(e) if stdout::closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", chain(&e));
             ExitCode::from(1)

@@ -152,8 +152,8 @@ fn unknown_key_is_named_with_a_suggestion() {
     assert!(err.contains("lrr") && err.contains("did you mean `lr`?"), "{err}");
 
     // Regression: serde ignores unknown keys in a schedule table; they must not pass silently.
-    let err = fails(tensile(&["train", "run.toml", "--set", "training.schedule.type=\"cosine\""], dir.path()), 1);
-    assert!(err.contains("unknown key `training.schedule.type`"), "{err}");
+    let err = fails(tensile(&["train", "run.toml", "--set", "training.schedule.typ=\"cosine\""], dir.path()), 1);
+    assert!(err.contains("unknown key `training.schedule.typ`") && err.contains("did you mean `type`?"), "{err}");
 }
 
 #[test]

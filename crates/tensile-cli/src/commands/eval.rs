@@ -10,20 +10,27 @@ use tensile_train::metrics;
 
 use crate::artifacts::LoadedModel;
 use crate::config::TaskName;
-use crate::data::read_table;
+use crate::data::read_labelled;
+use crate::stdout::outln;
 
 pub const EXAMPLES: &str = "\
 Examples:
   tensile eval runs/iris --data iris-test.csv
-  tensile eval runs/iris --data iris-test.csv --json";
+  tensile eval runs/iris --data iris-test.csv --json
+  tensile eval runs/digits --data test.npy --targets test-labels.npy";
 
 #[derive(clap::Args)]
 pub struct Args {
     /// A run directory written by `tensile train` (holds model.json and model.safetensors).
     run_dir: PathBuf,
-    /// A CSV file with the model's feature columns and its target column.
+    /// Labelled data in a format `train` reads: a CSV or Parquet table with the model's feature
+    /// columns and its target column, an .npz archive, a .npy features file (with --targets),
+    /// or a folder of images with one sub-folder per class.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
+    /// The .npy file of the targets of a .npy --data file.
+    #[arg(long, value_name = "FILE")]
+    targets: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -37,7 +44,8 @@ pub fn run(args: &Args) -> Result<()> {
         TaskName::Regression => Task::Regression,
     };
     let source = args.data.display().to_string();
-    let ds = loaded.align(read_table(&args.data, &info.target, task)?, &source)?;
+    let ds = read_labelled(&args.data, args.targets.as_deref(), &info.target, task, &info.input, &info.input_shape)?;
+    let ds = loaded.align(ds, &source)?;
     let mut features = ds.features().to_vec();
     loaded.prepare(&mut features)?;
     let out = loaded.forward(&features)?;
@@ -54,10 +62,10 @@ pub fn run(args: &Args) -> Result<()> {
         let mut report = report;
         report["data"] = json!(source);
         report["rows"] = json!(ds.len());
-        println!("{report}");
+        outln!("{report}");
     } else {
-        println!("{}: {} rows", source, ds.len());
-        print_text(&report);
+        outln!("{}: {} rows", source, ds.len());
+        print_text(&report)?;
     }
     Ok(())
 }
@@ -99,23 +107,24 @@ fn regression(predictions: &[f32], targets: &[f32]) -> serde_json::Value {
     })
 }
 
-fn print_text(report: &serde_json::Value) {
+fn print_text(report: &serde_json::Value) -> Result<()> {
     for key in ["loss", "accuracy", "macro_precision", "macro_recall", "macro_f1", "mae", "rmse", "r2"] {
         if let Some(v) = report[key].as_f64() {
-            println!("{key:<16} {v:.4}");
+            outln!("{key:<16} {v:.4}");
         }
     }
     let (Some(names), Some(matrix)) = (report["class_names"].as_array(), report["confusion_matrix"].as_array()) else {
-        return;
+        return Ok(());
     };
     let names: Vec<&str> = names.iter().map(|n| n.as_str().unwrap_or("?")).collect();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(1).max(5);
-    println!("confusion matrix (rows: true class, columns: predicted):");
+    outln!("confusion matrix (rows: true class, columns: predicted):");
     let header: String = names.iter().map(|n| format!(" {n:>width$}")).collect();
-    println!("{:>width$}{header}", "");
+    outln!("{:>width$}{header}", "");
     for (name, row) in names.iter().zip(matrix) {
         let cells: String =
             row.as_array().into_iter().flatten().map(|v| format!(" {:>width$}", v.as_u64().unwrap_or(0))).collect();
-        println!("{name:>width$}{cells}");
+        outln!("{name:>width$}{cells}");
     }
+    Ok(())
 }

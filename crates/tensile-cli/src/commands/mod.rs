@@ -2,6 +2,8 @@
 //! a `run` function.
 
 pub mod eval;
+pub mod lr_find;
 pub mod predict;
+pub mod report;
 pub mod summary;
 pub mod train;

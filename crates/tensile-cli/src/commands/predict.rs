@@ -1,7 +1,7 @@
 //! `tensile predict`: a trained run's predictions for a table, as CSV. Columns are found by
-//! name (the target column, if present, and any extra columns are ignored), the saved
-//! standardizer is applied, and rows stream through in chunks so memory stays bounded by the
-//! chunk, not the file. With `--out`, the file is written beside its final name and renamed
+//! name (the target column, if present, and any extra columns are ignored), the saved feature
+//! scaling is applied (and a regressor's scaled target mapped back to its units), and rows
+//! stream through in chunks so memory stays bounded by the chunk, not the file. With `--out`, the file is written beside its final name and renamed
 //! into place at the end, so a failed run leaves nothing half-written.
 
 use std::fs::File;
@@ -11,11 +11,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::artifacts::LoadedModel;
+use crate::data::{self, Format};
+use crate::stdout::Stdout;
 
 pub const EXAMPLES: &str = "\
 Examples:
   tensile predict runs/iris --data new-flowers.csv                # CSV on standard output
   tensile predict runs/iris --data new-flowers.csv --out predictions.csv
+
+  tensile predict runs/digits --data new-images/                  # rows named in a `file` column
 
 Classifiers write `prediction` (the class name) and `p_<class>` (its probability) per class;
 regressors write `prediction`.";
@@ -27,7 +31,8 @@ const CHUNK_ROWS: usize = 4096;
 pub struct Args {
     /// A run directory written by `tensile train`.
     run_dir: PathBuf,
-    /// A CSV file with (at least) the model's feature columns, by name.
+    /// A CSV or Parquet table with (at least) the model's feature columns, by name; a .npy or
+    /// .npz array file; or an image, a folder of images, or a folder of class sub-folders.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
     /// Write the predictions to this file (atomically) instead of standard output.
@@ -38,10 +43,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     let loaded = LoadedModel::load(&args.run_dir)?;
     match &args.out {
-        None => {
-            let stdout = std::io::stdout();
-            predict(&loaded, &args.data, &mut BufWriter::new(stdout.lock()))
-        }
+        // A reader that stops early (`| head`) ends the command quietly (see `crate::stdout`).
+        None => predict(&loaded, &args.data, &mut BufWriter::new(Stdout)),
         Some(path) => {
             let name = path.file_name().ok_or_else(|| anyhow!("--out {}: not a file name", path.display()))?;
             let tmp = path.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
@@ -64,6 +67,9 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 fn predict(loaded: &LoadedModel, data: &Path, w: &mut dyn Write) -> Result<()> {
+    if data::format_of(data)? != Format::Csv || !loaded.info.input.plain_numeric() {
+        return predict_read_whole(loaded, data, w);
+    }
     let source = data.display().to_string();
     let file = File::open(data).with_context(|| format!("cannot read the data file {source}"))?;
     let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(file);
@@ -114,7 +120,7 @@ fn predict(loaded: &LoadedModel, data: &Path, w: &mut dyn Write) -> Result<()> {
         if features.len() >= CHUNK_ROWS * d || (!more && !features.is_empty()) {
             loaded.prepare(&mut features)?;
             let outputs = loaded.forward(&features)?;
-            write_rows(&mut out, &outputs, classes.as_deref())?;
+            write_rows(&mut out, &outputs, classes.as_deref(), None)?;
             features.clear();
         }
         if !more {
@@ -125,21 +131,54 @@ fn predict(loaded: &LoadedModel, data: &Path, w: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// One CSV row per sample of `outputs` (`[B, C]` logits, or `[B, 1]` values).
-fn write_rows<W: Write>(out: &mut csv::Writer<W>, outputs: &[f32], classes: Option<&[String]>) -> Result<()> {
+/// Every format but plain numeric CSV: the file is read whole, the way training read its data
+/// (categories, imputation, image size and color, array names from `model.json`), then run
+/// through the model in chunks. Image rows are named in a first `file` column.
+fn predict_read_whole(loaded: &LoadedModel, data: &Path, w: &mut dyn Write) -> Result<()> {
+    let info = &loaded.info;
+    let features = data::read_features(data, &info.input, &info.feature_names, &info.input_shape)?;
+    let mut out = csv::Writer::from_writer(w);
+    let classes = info.class_names.as_deref();
+    let row_names = features.row_names();
+    let mut head: Vec<String> = row_names.map(|_| "file".to_string()).into_iter().collect();
+    head.push("prediction".into());
+    head.extend(classes.into_iter().flatten().map(|c| format!("p_{c}")));
+    out.write_record(&head)?;
+    let d = info.feature_names.len();
+    for (k, chunk) in features.values().chunks(CHUNK_ROWS * d).enumerate() {
+        let mut x = chunk.to_vec();
+        loaded.prepare(&mut x)?;
+        let outputs = loaded.forward(&x)?;
+        let names = row_names.map(|n| &n[k * CHUNK_ROWS..(k * CHUNK_ROWS + chunk.len() / d)]);
+        write_rows(&mut out, &outputs, classes, names)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One CSV row per sample of `outputs` (`[B, C]` logits, or `[B, 1]` values), after the row's
+/// name when `names` (B of them) are given.
+fn write_rows<W: Write>(
+    out: &mut csv::Writer<W>,
+    outputs: &[f32],
+    classes: Option<&[String]>,
+    names: Option<&[String]>,
+) -> Result<()> {
+    let name = |i: usize| names.map(|n| n[i].clone()).into_iter();
     let Some(classes) = classes else {
-        for v in outputs {
-            out.write_record([v.to_string()])?;
+        for (i, v) in outputs.iter().enumerate() {
+            out.write_record(name(i).chain([v.to_string()]))?;
         }
         return Ok(());
     };
-    for row in outputs.chunks(classes.len()) {
+    for (i, row) in outputs.chunks(classes.len()).enumerate() {
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let exps: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
         let sum: f64 = exps.iter().sum();
         // Ties go to the lower class, as argmax does everywhere else.
         let best = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-        let mut rec = vec![classes[best].clone()];
+        let mut rec: Vec<String> = name(i).collect();
+        rec.push(classes[best].clone());
         rec.extend(exps.iter().map(|e| format!("{:.6}", e / sum)));
         out.write_record(&rec)?;
     }

@@ -9,6 +9,7 @@ use tensile_nn::ModelSpec;
 
 use crate::config;
 use crate::data;
+use crate::stdout::outln;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -32,17 +33,29 @@ pub fn run(args: &Args) -> Result<()> {
     let loaded = config::load(args.config.as_deref(), &args.set)?;
     let run_data = data::read(&loaded)?;
     let train = &run_data.train;
-    let layers = loaded.config.model.layers_for(train.n_classes().unwrap_or(1))?;
-    let input_shape = [train.n_features()];
-    let (model, _) = ModelSpec { layers }
-        .build(&input_shape, &mut loaded.config.training.init_rng())
-        .context("cannot build the model")?;
-    let table = tensile_nn::summary(&model, &input_shape).context("cannot run the model on one sample")?;
-    println!("data: {} ({} features, {} rows)", run_data.name, train.n_features(), train.len());
-    println!("{table}");
+    let input_shape = train.sample_shape().to_vec();
+    // A table's index columns go through learned embeddings in front of the model, as in `train`.
+    let embedding = crate::artifacts::index_columns(&train.index_columns(), loaded.config.model.embedding_dim);
+    let model_shape = crate::artifacts::model_input_shape(&input_shape, embedding.as_deref());
+    let layers = loaded.config.model.layers_for(&model_shape, train.n_classes().unwrap_or(1))?;
+    let spec = ModelSpec { layers };
+    let mut model = crate::artifacts::build_model(
+        &spec,
+        &input_shape,
+        embedding.as_deref(),
+        &mut loaded.config.training.init_rng(),
+    )
+    .context("cannot build the model")?;
+    // One sample in evaluation mode (batch norm then needs no batch statistics); the shapes in
+    // the table start with that batch of 1.
+    model.set_training(false);
+    let batch: Vec<usize> = std::iter::once(1).chain(input_shape.iter().copied()).collect();
+    let table = tensile_nn::summary(&model, &batch).context("cannot run the model on one sample")?;
+    outln!("data: {} ({} features, {} rows)", run_data.name, train.n_features(), train.len());
+    outln!("{table}");
     let params = tensile_nn::parameter_count(&model);
-    println!("parameters: {params}");
-    println!(
+    outln!("parameters: {params}");
+    outln!(
         "training memory estimate: {} (weights, gradients and Adam state; activations not included)",
         human_bytes(params * TRAINING_BYTES_PER_PARAM)
     );

@@ -1,17 +1,26 @@
 //! `tensile train`: config (or command-line shortcuts) -> data -> model -> `tensile_train::Trainer`,
 //! then the run directory gets the resolved `config.toml`, `model.safetensors` (best weights) and
 //! `model.json` beside what the trainer writes (checkpoints, history, curves, provenance).
+//!
+//! With `--json` the output is for programs: no progress bars or lines, and one JSON object per
+//! line on standard output for each event, each with an `"event"` field: `start` (data and
+//! model), `epoch` (one per evaluation: epoch, step, every value, lr, seconds, events), `finding`
+//! (one per diagnosis finding), then `end` (best epoch, why training stopped, test scores, run
+//! directory). Errors still go to standard error as `error: …`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
+use serde_json::json;
+use tensile_data::FeatureScaler;
 use tensile_nn::{ModelSpec, parameter_count};
-use tensile_train::{ProgressMode, Trainer, TrainingData};
+use tensile_train::{Callback, EpochRecord, ProgressMode, StopReason, StreamingData, Trainer, TrainingData};
 
-use crate::artifacts::{ModelInfo, StandardizerParts};
+use crate::artifacts::{MinMaxParts, ModelInfo, StandardizerParts, TargetScalerParts};
 use crate::config::{self, TaskName};
-use crate::data;
+use crate::data::{self, TrainTable};
+use crate::stdout::outln;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -20,12 +29,14 @@ Examples:
   tensile train run.toml                               # everything from a config file
   tensile train run.toml --set training.epochs=5 --set 'training.optimizer={type=\"sgd\",lr=0.1}'
   tensile train --data iris.csv --target species --out runs/iris
+  tensile train --data photos/ --set 'data.image_size=[28, 28]'  # one sub-folder per class
   tensile train run.toml --resume                      # continue the run in its directory
+  tensile train run.toml --json | jq -c 'select(.event == \"epoch\")'  # one JSON object per event
 
 A config file (data paths are relative to the config's folder):
   [data]
-  train = \"iris.csv\"
-  target = \"species\"
+  train = \"iris.csv\"          # or .parquet, .npz, .npy (with train_targets), or an image folder
+  target = \"species\"          # images: image_size = [28, 28], color = \"grayscale\"
   [training]
   epochs = 50
   optimizer = { type = \"adam\", lr = 1e-3 }
@@ -43,7 +54,8 @@ pub enum OptimizerKind {
 pub struct Args {
     /// A TOML config file (sections `[data]`, `[model]`, `[training]`, `[output]`).
     config: Option<PathBuf>,
-    /// Train on this CSV file (overrides data.train).
+    /// Train on this file (overrides data.train): CSV, Parquet, .npz, or a folder of images
+    /// with one sub-folder per class.
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
     /// The target column of --data (overrides data.target; default `target`).
@@ -59,8 +71,12 @@ pub struct Args {
     #[arg(long)]
     resume: bool,
     /// Print nothing but errors.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "json")]
     quiet: bool,
+    /// For programs: no progress output; one JSON object per line on standard output for each
+    /// event (`start`, `epoch`, `finding`, `end`).
+    #[arg(long)]
+    json: bool,
     /// Passes over the training data (training.epochs).
     #[arg(long)]
     epochs: Option<usize>,
@@ -160,31 +176,58 @@ pub fn run(args: &Args) -> Result<()> {
     let cfg = &mut loaded.config;
     let train = &run_data.train;
     let outputs = train.n_classes().unwrap_or(1);
-    let layers = cfg.model.layers_for(outputs)?;
+    let embedding = crate::artifacts::index_columns(&train.index_columns(), cfg.model.embedding_dim);
+    let model_shape = crate::artifacts::model_input_shape(train.sample_shape(), embedding.as_deref());
+    let layers = cfg.model.layers_for(&model_shape, outputs)?;
     cfg.model.layers = Some(layers.clone());
     cfg.data.task = Some(run_data.task);
     // The resolved config lives in the run directory, so its data paths must not depend on
     // where the original config was.
-    for p in [&mut cfg.data.train, &mut cfg.data.validation, &mut cfg.data.test].into_iter().flatten() {
+    let d = &mut cfg.data;
+    let paths = [&mut d.train, &mut d.validation, &mut d.test, &mut d.train_targets, &mut d.validation_targets];
+    for p in paths.into_iter().chain([&mut d.test_targets]).flatten() {
         let full = config::resolve(&loaded.base, p);
         *p = std::path::absolute(&full).unwrap_or(full);
     }
     cfg.output.dir = out.clone();
     let spec = ModelSpec { layers };
-    let input_shape = vec![train.n_features()];
-    let (mut model, _) = spec.build(&input_shape, &mut cfg.training.init_rng()).context("cannot build the model")?;
+    // The model is built for the shape one sample really has (`[C, H, W]` for images) and fed
+    // the trainer's `[B, D]` rows reshaped to it; a table's index columns go through learned
+    // embeddings first.
+    let input_shape = train.sample_shape().to_vec();
+    let mut model =
+        crate::artifacts::build_model(&spec, &input_shape, embedding.as_deref(), &mut cfg.training.init_rng())
+            .context("cannot build the model")?;
     if let Some(dir) = &out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the run directory {}", dir.display()))?;
         let text = toml::to_string(&*cfg).context("internal: the resolved config serializes")?;
         write(&dir.join("config.toml"), text.as_bytes())?;
     }
 
-    if !args.quiet {
+    // Best effort until training ends, as the trainer's own output is: a reader that has gone
+    // must not stop the run (see `crate::stdout`); the lines after it end the command quietly.
+    if args.json {
+        let _ = json_line(&json!({
+            "event": "start",
+            "data": run_data.name,
+            "rows": train.len(),
+            "features": train.n_features(),
+            "task": run_data.task,
+            "classes": train.class_names(),
+            "layers": spec.layers.len(),
+            "parameters": parameter_count(&model),
+            "threads": tensile_core::threads::current(),
+            "epochs": cfg.training.epochs,
+            "monitor": cfg.training.monitor,
+            "run_dir": out,
+            "resume": args.resume,
+        }));
+    } else if !args.quiet {
         let what = match train.n_classes() {
             Some(c) => format!("{c} classes"),
             None => "regression".to_string(),
         };
-        println!(
+        let _ = crate::stdout::line(format_args!(
             "{}: {} rows, {} features, {what}; {} layers, {} parameters; {} threads",
             run_data.name,
             train.len(),
@@ -192,15 +235,24 @@ pub fn run(args: &Args) -> Result<()> {
             spec.layers.len(),
             parameter_count(&model),
             tensile_core::threads::current(),
-        );
+        ));
     }
-    let progress = if args.quiet { ProgressMode::Quiet } else { ProgressMode::Auto };
+    let progress = if args.quiet || args.json { ProgressMode::Quiet } else { ProgressMode::Auto };
     let mut trainer = Trainer::new(cfg.training.clone())?.progress(progress).resume(args.resume);
     if let Some(dir) = &out {
         trainer = trainer.run_dir(dir);
     }
-    let data = TrainingData { train, validation: run_data.validation.as_ref(), test: run_data.test.as_ref() };
-    let result = trainer.fit(&mut model, &data)?;
+    if args.json {
+        trainer = trainer.callback(JsonLines);
+    }
+    let (validation, test) = (run_data.validation.as_ref(), run_data.test.as_ref());
+    let result = match train {
+        TrainTable::Memory(train) => trainer.fit(&mut model, &TrainingData { train, validation, test })?,
+        TrainTable::Stream { stream, budget, .. } => {
+            let data = StreamingData { train: stream, validation, test, memory_budget: *budget };
+            trainer.fit_stream(&mut model, &data)?
+        }
+    };
 
     if let Some(dir) = &out {
         tensile_nn::save_weights(&model, &dir.join("model.safetensors"))?;
@@ -212,13 +264,78 @@ pub fn run(args: &Args) -> Result<()> {
             feature_names: train.feature_names().to_vec(),
             target: cfg.data.target.clone(),
             class_names: train.class_names().map(<[String]>::to_vec),
-            standardizer: result
-                .standardizer
-                .as_ref()
-                .map(|s| StandardizerParts { mean: s.mean().to_vec(), std: s.std().to_vec() }),
+            input: run_data.input.clone(),
+            standardizer: match &result.scaler {
+                Some(FeatureScaler::Standard(s)) => {
+                    Some(StandardizerParts { mean: s.mean().to_vec(), std: s.std().to_vec() })
+                }
+                _ => None,
+            },
+            min_max: match &result.scaler {
+                Some(FeatureScaler::MinMax(s)) => Some(MinMaxParts { min: s.min().to_vec(), max: s.max().to_vec() }),
+                _ => None,
+            },
+            target_scaler: result.target_scaler.map(|t| TargetScalerParts { mean: t.mean(), std: t.std() }),
+            embedding,
         };
         let json = serde_json::to_string_pretty(&info).context("internal: model.json serializes")?;
         write(&dir.join("model.json"), json.as_bytes())?;
+        let held_out;
+        let data = match train {
+            TrainTable::Memory(train) => TrainingData { train, validation, test },
+            TrainTable::Stream { stream, .. } => {
+                // The report scores held-out rows: the test or validation file, else the rows
+                // the stream held out, read back from it.
+                let held = match test.or(validation) {
+                    Some(ds) => ds,
+                    None => {
+                        held_out = tensile_train::streamed_validation(&cfg.training, stream)?;
+                        &held_out
+                    }
+                };
+                TrainingData { train: held, validation: Some(held), test }
+            }
+        };
+        super::report::after_training(dir, &cfg.training, &data, &result)?;
+    }
+    if args.json {
+        for f in &result.diagnosis {
+            let (kind, details) = match serde_json::to_value(&f.kind).unwrap_or_default() {
+                serde_json::Value::Object(m) if m.len() == 1 => {
+                    let (k, v) = m.into_iter().next().expect("internal: one entry");
+                    (k, v)
+                }
+                other => (other.as_str().unwrap_or_default().to_string(), json!({})),
+            };
+            let evidence: serde_json::Map<String, serde_json::Value> =
+                f.evidence.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            json_line(&json!({
+                "event": "finding",
+                "kind": kind,
+                "details": details,
+                "problem": f.is_problem(),
+                "message": f.message,
+                "evidence": evidence,
+            }))?;
+        }
+        let (stop, why) = match &result.stop {
+            StopReason::Completed => ("completed", None),
+            StopReason::MaxSteps => ("max_steps", None),
+            StopReason::Callback(why) => ("callback", Some(why.as_str())),
+        };
+        return json_line(&json!({
+            "event": "end",
+            "best_epoch": result.best.map(|b| b.0),
+            "best_value": result.best.map(|b| b.1),
+            "monitor": cfg.training.monitor,
+            "stop_reason": stop,
+            "stop_message": why,
+            "epochs_run": result.history.epochs.last().map(|r| r.epoch),
+            "steps": result.history.epochs.last().map(|r| r.step),
+            "seconds": result.history.epochs.iter().map(|r| r.seconds).sum::<f64>(),
+            "test": result.test,
+            "run_dir": out,
+        }));
     }
     if args.quiet {
         return Ok(());
@@ -230,21 +347,63 @@ pub fn run(args: &Args) -> Result<()> {
             (TaskName::Classification, Some(acc)) => format!("validation accuracy {:.2}%", acc * 100.0),
             _ => format!("{} {value:.4}", cfg.training.monitor),
         };
-        println!("best epoch {epoch} (weights restored): {shown}; {total:.2} s in all");
+        outln!("best epoch {epoch} (weights restored): {shown}; {total:.2} s in all");
     }
     if let Some(test) = &result.test {
         let parts: Vec<String> = test.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-        println!("test: {}", parts.join(", "));
+        outln!("test: {}", parts.join(", "));
     }
     for finding in &result.diagnosis {
-        println!("- {}", finding.message);
+        outln!("- {}", finding.message);
     }
     if let Some(dir) = &out {
-        println!("saved to {}", dir.display());
+        outln!("saved to {}", dir.display());
     }
     Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     tensile_nn::weights::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// One JSON object on its own line of standard output.
+fn json_line(value: &serde_json::Value) -> Result<()> {
+    crate::stdout::line(format_args!("{value}"))?;
+    Ok(())
+}
+
+/// `train --json`'s per-evaluation lines, from the trainer's callback hooks. Printing is best
+/// effort, as the trainer's own progress output is: a reader that has gone must not stop the
+/// run (see [`crate::stdout`]).
+struct JsonLines;
+
+impl Callback for JsonLines {
+    fn name(&self) -> &str {
+        "json_lines"
+    }
+    fn on_evaluation(
+        &mut self,
+        ctx: &mut tensile_train::Context,
+        record: &mut EpochRecord,
+    ) -> tensile_train::Result<()> {
+        // Events raised in this evaluation by the callbacks before this one (a plateau's lower
+        // rate) join the record after the hooks; show them with it.
+        let events: Vec<_> = record
+            .events
+            .iter()
+            .chain(ctx.events.iter())
+            .map(|e| json!({ "kind": e.kind, "step": e.step, "message": e.message }))
+            .collect();
+        let line = json!({
+            "event": "epoch",
+            "epoch": record.epoch,
+            "step": record.step,
+            "values": record.values,
+            "lr": record.lr,
+            "seconds": record.seconds,
+            "events": events,
+        });
+        let _ = json_line(&line);
+        Ok(())
+    }
 }
