@@ -5,24 +5,8 @@
 //! `predict` read the ids through the encoding saved in `model.json`, and an id training never
 //! saw is an error naming it.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn tensile(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tensile"))
-        .args(args)
-        .current_dir(cwd)
-        .env("TENSILE_NUM_THREADS", "2")
-        .output()
-        .expect("the binary runs")
-}
-
-/// Asserts success and returns stdout.
-fn ok(o: Output) -> String {
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status.code());
-    out.into_owned()
-}
+mod common;
+use common::{ok, tensile};
 
 const IDS: usize = 100;
 

@@ -4,24 +4,10 @@
 //! `npyz`, PNGs with `image`) from a seeded generator, so every run sees the same data.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
-fn tensile(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tensile"))
-        .args(args)
-        .current_dir(cwd)
-        .env("TENSILE_NUM_THREADS", "2")
-        .output()
-        .expect("the binary runs")
-}
-
-/// Asserts success and returns stdout.
-fn ok(o: Output) -> String {
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status.code());
-    out.into_owned()
-}
+mod common;
+use common::{ok, tensile};
 
 fn eval_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["eval", "run"];

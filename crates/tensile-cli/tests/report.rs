@@ -6,21 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn tensile(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tensile"))
-        .args(args)
-        .current_dir(cwd)
-        .env("TENSILE_NUM_THREADS", "2")
-        .output()
-        .expect("the binary runs")
-}
-
-/// Asserts success and returns stdout.
-fn ok(o: Output) -> String {
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status.code());
-    out.into_owned()
-}
+mod common;
+use common::{ok, tensile};
 
 /// Asserts exit status 1 without a panic and returns stderr.
 fn fails(o: Output) -> String {
