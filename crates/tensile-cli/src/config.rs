@@ -53,7 +53,7 @@ pub struct DataConfig {
     pub categorical: Vec<String>,
     /// Tables: the most distinct training values a categorical column is one-hot encoded with;
     /// a column with more becomes one index feature that the model looks up in a learned
-    /// embedding (`model.embedding_dim`). Streamed files always one-hot encode.
+    /// embedding (`model.embedding_dim`), whether the file is read whole or streamed.
     pub one_hot_max: usize,
     /// Images: `[height, width]` every image is resized to; `None`: all must be of one size.
     pub image_size: Option<[u32; 2]>,
@@ -66,7 +66,7 @@ pub struct DataConfig {
     pub train_targets: Option<PathBuf>,
     pub validation_targets: Option<PathBuf>,
     pub test_targets: Option<PathBuf>,
-    /// CSV training files: stream the file (a window of blocks in memory at a time) instead of
+    /// CSV and Parquet training files: stream the file (a window of blocks in memory at a time) instead of
     /// reading it whole. Also on, by itself, for a file larger than `memory_budget`.
     pub stream: bool,
     /// What a streamed training file may occupy in memory (`"256MiB"`, `"2GiB"`, `"500MB"`): a

@@ -15,8 +15,8 @@ use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tensile_core::{Rng, Tensor};
 use tensile_data::{
-    ColumnEncoding, CsvOptions, CsvStream, DEFAULT_BLOCK_ROWS, Dataset, FeatureColumn, Features, ImageOptions,
-    ImageSize, Impute, Task, read_csv_features, read_csv_with, read_image_files, read_image_folder_with, read_npy,
+    ColumnEncoding, CsvOptions, DEFAULT_BLOCK_ROWS, Dataset, FeatureColumn, Features, ImageOptions, ImageSize, Impute,
+    TableStream, Task, read_csv_features, read_csv_with, read_image_files, read_image_folder_with, read_npy,
     read_npy_features, read_npz, read_npz_features,
 };
 use tensile_nn::Module;
@@ -217,11 +217,11 @@ pub fn format_of(path: &Path) -> Result<Format> {
     })
 }
 
-/// The training data of a run: a table read whole, or a CSV file scanned for streaming.
+/// The training data of a run: a table read whole, or a CSV or Parquet file scanned for streaming.
 pub enum TrainTable {
     Memory(Dataset),
     Stream {
-        stream: Box<CsvStream>,
+        stream: Box<TableStream>,
         /// Bytes the streamed data may occupy (`data.memory_budget`).
         budget: u64,
         /// `[D]`.
@@ -272,8 +272,8 @@ impl TrainTable {
         self.class_names().map(<[String]>::len)
     }
 
-    /// The index features (position, category count) of a table read whole; none when streamed,
-    /// since streamed files one-hot encode every categorical column.
+    /// The index features (position, category count): the columns with more categories than
+    /// `data.one_hot_max`, the same whether the table is read whole or streamed.
     pub fn index_columns(&self) -> Vec<(usize, usize)> {
         self.columns().index_columns()
     }
@@ -314,7 +314,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// The memory budget when the training file at `path` is to be streamed: `data.stream`, or a
-/// file larger than `data.memory_budget`. Only CSV files stream.
+/// file larger than `data.memory_budget`. CSV and Parquet files stream; arrays and images are
+/// always read whole.
 fn stream_budget(data: &DataConfig, path: &Path) -> Result<Option<u64>> {
     let budget = match &data.memory_budget {
         None => None,
@@ -327,7 +328,8 @@ fn stream_budget(data: &DataConfig, path: &Path) -> Result<Option<u64>> {
     if !(data.stream || too_big) {
         return Ok(None);
     }
-    if format_of(path)? != Format::Csv {
+    let format = format_of(path)?;
+    if !matches!(format, Format::Csv | Format::Parquet) {
         let why = if data.stream {
             "data.stream is on".to_string()
         } else {
@@ -337,7 +339,8 @@ fn stream_budget(data: &DataConfig, path: &Path) -> Result<Option<u64>> {
             )
         };
         bail!(
-            "{}: {why}, but only CSV files are streamed; convert it to CSV, or raise the budget to read it whole",
+            "{}: {why}, but only CSV and Parquet files are streamed; convert it to one of them, or raise the \
+             budget to read it whole",
             path.display()
         );
     }
@@ -356,8 +359,8 @@ pub struct RunData {
     pub input: InputFormat,
 }
 
-/// Reads the files in `[data]`, or the built-in digits when no training file is named. A CSV
-/// training file is only scanned, not read, when it is to be streamed (`data.stream`, or larger
+/// Reads the files in `[data]`, or the built-in digits when no training file is named. A CSV or
+/// Parquet training file is only scanned, not read, when it is to be streamed (`data.stream`, or larger
 /// than `data.memory_budget`); validation and test files are always read whole.
 pub fn read(loaded: &Loaded) -> Result<RunData> {
     let data = &loaded.config.data;
@@ -396,7 +399,10 @@ pub fn read(loaded: &Loaded) -> Result<RunData> {
     let train = match stream_budget(data, &path)? {
         Some(budget) => {
             let options = input.csv_options(task, &data.categorical);
-            let stream = CsvStream::scan(&path, &data.target, &options, DEFAULT_BLOCK_ROWS)?;
+            let stream = match format_of(&path)? {
+                Format::Parquet => scan_parquet(&path, &data.target, &options)?,
+                _ => TableStream::scan(&path, &data.target, &options, DEFAULT_BLOCK_ROWS)?,
+            };
             let sample_shape = [stream.n_features()];
             TrainTable::Stream { stream: Box::new(stream), budget, sample_shape }
         }
@@ -525,6 +531,16 @@ fn read_parquet(path: &Path, target: &str, options: &CsvOptions) -> tensile_data
 
 #[cfg(not(feature = "parquet"))]
 fn read_parquet(path: &Path, _target: &str, _options: &CsvOptions) -> Result<Dataset> {
+    bail!("{}: this tensile was built without Parquet support (cargo feature `parquet`)", path.display())
+}
+
+#[cfg(feature = "parquet")]
+fn scan_parquet(path: &Path, target: &str, options: &CsvOptions) -> tensile_data::Result<TableStream> {
+    TableStream::scan_parquet(path, target, options, DEFAULT_BLOCK_ROWS)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn scan_parquet(path: &Path, _target: &str, _options: &CsvOptions) -> Result<TableStream> {
     bail!("{}: this tensile was built without Parquet support (cargo feature `parquet`)", path.display())
 }
 

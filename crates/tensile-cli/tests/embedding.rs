@@ -89,3 +89,42 @@ fn many_valued_text_column_is_learned_through_an_embedding_and_reused_by_eval_an
     let summary = ok(tensile(&["summary", "run.toml"], d));
     assert!(summary.contains("embedding"), "{summary}");
 }
+
+#[test]
+fn a_streamed_run_builds_the_same_embedding_model_and_predicts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    std::fs::write(d.join("ids.csv"), table(8, true)).expect("write");
+    std::fs::write(d.join("new.csv"), table(1, false)).expect("write");
+    let config = |stream: bool, out: &str| {
+        format!(
+            "[data]\ntrain = \"ids.csv\"\ntarget = \"label\"\nstream = {stream}\n\n[model]\nhidden = [64]\n\n\
+             [training]\nepochs = 40\nbatch_size = 32\nvalidation_split = 0.2\n\
+             optimizer = {{ type = \"adam\", lr = 1e-2 }}\nseed = 5\n\n[output]\ndir = \"{out}\"\n"
+        )
+    };
+    std::fs::write(d.join("memory.toml"), config(false, "memory")).expect("write config");
+    std::fs::write(d.join("stream.toml"), config(true, "stream")).expect("write config");
+    ok(tensile(&["train", "memory.toml", "--quiet"], d));
+    ok(tensile(&["train", "stream.toml", "--quiet"], d));
+
+    let info = |run: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(run).join("model.json")).expect("model.json"))
+            .expect("model.json is JSON")
+    };
+    let (memory, stream) = (info("memory"), info("stream"));
+    assert_eq!(stream["embedding"], serde_json::json!([{ "position": 0, "categories": 100, "dim": 21 }]), "{stream}");
+    for key in ["embedding", "feature_names", "input_shape", "spec", "class_names"] {
+        assert_eq!(stream[key], memory[key], "{key}");
+    }
+    assert_eq!(stream["input"]["columns"], memory["input"]["columns"]);
+    if let Some(std) = stream["standardizer"].as_object() {
+        assert_eq!((std["mean"][0].as_f64(), std["std"][0].as_f64()), (Some(0.0), Some(1.0)), "{stream}");
+    }
+
+    let pred = ok(tensile(&["predict", "stream", "--data", "new.csv"], d));
+    let mut lines = pred.lines();
+    assert_eq!(lines.next(), Some("prediction,p_c0,p_c1,p_c2"));
+    let right = lines.enumerate().filter(|(i, l)| l.starts_with(&format!("c{},", class_of((i * 37) % IDS)))).count();
+    assert!(right >= 85, "{right} of {IDS} right:\n{pred}");
+}

@@ -40,6 +40,11 @@ fn write_config(dir: &Path, data: &str, extra_data: &str, model: &str) {
 /// 120 rows: two numeric columns, a string column and a string class (`a`, `b`, `c`), with the
 /// class given by the position of the numeric columns (well separated) and echoed by the color.
 fn parquet_table(path: &Path, with_target: bool) {
+    parquet_table_in_groups(path, with_target, None);
+}
+
+/// [`parquet_table`] written in row groups of at most `group_rows` rows.
+fn parquet_table_in_groups(path: &Path, with_target: bool, group_rows: Option<usize>) {
     use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     let (mut x, mut n, mut color, mut label) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -60,7 +65,8 @@ fn parquet_table(path: &Path, with_target: bool) {
     }
     let batch = RecordBatch::try_from_iter(columns).expect("batch");
     let file = std::fs::File::create(path).expect("create");
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(group_rows).build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
     w.write(&batch).expect("write");
     w.close().expect("close");
 }
@@ -223,4 +229,40 @@ fn image_folder_trains_the_default_mlp_and_a_cnn_evaluates_and_predicts() {
     assert!(pred.lines().nth(1).is_some_and(|l| l.starts_with("000.png,light,")), "{pred}");
     let pred = ok(tensile(&["predict", "run", "--data", "test/dark/001.png"], d));
     assert!(pred.lines().nth(1).is_some_and(|l| l.starts_with("001.png,dark,")), "{pred}");
+}
+
+#[test]
+fn a_streamed_parquet_table_in_several_row_groups_trains_and_predicts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    parquet_table_in_groups(&d.join("t.parquet"), true, Some(50));
+    parquet_table(&d.join("new.parquet"), false);
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::reader::SerializedFileReader::new(std::fs::File::open(d.join("t.parquet")).expect("open"))
+            .expect("parquet"),
+    )
+    .num_row_groups();
+    assert_eq!(meta, 3, "row groups of 50, 50 and 20 rows");
+    write_config(d, "train = \"t.parquet\"\ntarget = \"species\"", "stream = true", "");
+    let out = ok(tensile(&["train", "run.toml"], d));
+    assert!(out.contains("t.parquet: 120 rows, 5 features, 3 classes"), "{out}");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/model.json")).expect("model.json")).expect("json");
+    assert_eq!(info["input"]["columns"][2]["categories"], serde_json::json!(["blue", "green", "red"]), "{info}");
+    // It was streamed: its checkpoints record the stream's blocks and windows.
+    let checkpoints: Vec<Vec<u8>> = std::fs::read_dir(d.join("run/checkpoints"))
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tensile"))
+        .map(|p| std::fs::read(p).expect("read checkpoint"))
+        .collect();
+    assert!(!checkpoints.is_empty());
+    assert!(checkpoints.iter().all(|c| c.windows(13).any(|w| w == b"window_blocks")));
+
+    ok(tensile(&["predict", "run", "--data", "new.parquet", "--out", "pred.csv"], d));
+    let pred = std::fs::read_to_string(d.join("pred.csv")).expect("predictions");
+    let rows: Vec<&str> = pred.lines().skip(1).collect();
+    assert_eq!(rows.len(), 120);
+    let right = rows.iter().enumerate().filter(|(i, r)| r.starts_with(["a,", "b,", "c,"][i % 3])).count();
+    assert!(right >= 108, "{right} of 120 right:\n{pred}");
 }

@@ -364,6 +364,16 @@ const CASES: &[Case] = &[
         expect: &["d.parquet, row 2, column 'x'", "found an empty cell", "expected a number"],
     },
     Case {
+        name: "null in a streamed Parquet column",
+        setup: |d| {
+            parquet(d, true);
+            config(d, "d.parquet", "stream = true");
+        },
+        args: &["train", "run.toml"],
+        code: 1,
+        expect: &["d.parquet, row 2, column 'x'", "found an empty cell", "expected a number"],
+    },
+    Case {
         name: "Parquet without the target column",
         setup: |d| {
             parquet(d, false);
@@ -405,6 +415,17 @@ const CASES: &[Case] = &[
         args: &["train", "run.toml"],
         code: 1,
         expect: &["x.npy", "holds only features", "data.train_targets"],
+    },
+    Case {
+        name: ".npy asked to stream",
+        setup: |d| {
+            npy(d, "x.npy", &[3, 2], &[1.0f32; 6]);
+            npy(d, "y.npy", &[3], &[0i64, 1, 0]);
+            config(d, "x.npy", "train_targets = \"y.npy\"\nstream = true");
+        },
+        args: &["train", "run.toml"],
+        code: 1,
+        expect: &["x.npy", "data.stream is on", "only CSV and Parquet files are streamed"],
     },
     Case {
         name: ".npz that is not a zip archive",

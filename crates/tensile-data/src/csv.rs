@@ -194,7 +194,7 @@ pub(crate) struct TextHeader {
 
 impl TextHeader {
     /// An error about one cell (`n` is the line or row).
-    fn cell_error(&self, n: u64, column: Option<String>, found: String, expected: &str) -> Error {
+    pub(crate) fn cell_error(&self, n: u64, column: Option<String>, found: String, expected: &str) -> Error {
         match self.origin {
             Origin::Csv { .. } => csv_error(&self.path, n, column, found, expected),
             Origin::Parquet => {

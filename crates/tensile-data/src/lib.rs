@@ -52,5 +52,5 @@ pub use crate::parquet::{read_parquet, read_parquet_features};
 pub use crate::preprocess::{FeatureScaler, MinMaxScaler, Standardizer, TargetScaler};
 pub use crate::split::train_validation_split;
 pub use crate::stream::{
-    CsvStream, DEFAULT_BLOCK_ROWS, StreamEpoch, StreamFit, StreamLoader, StreamPrepared, StreamSplit,
+    DEFAULT_BLOCK_ROWS, StreamEpoch, StreamFit, StreamLoader, StreamPrepared, StreamSplit, TableStream,
 };

@@ -14,14 +14,13 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrowPrimitiveType};
-use arrow_schema::DataType;
+use arrow_array::{Array, ArrowPrimitiveType, RecordBatch};
+use arrow_schema::{DataType, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::csv::{CsvOptions, Origin, TextHeader, TextRow};
@@ -45,28 +44,64 @@ pub fn read_parquet_features(path: &Path, options: &CsvOptions) -> Result<Featur
 
 fn read_text(path: &Path, target: Option<&str>, options: &CsvOptions) -> Result<(TextHeader, Vec<TextRow>)> {
     let name = path.display().to_string();
-    let format = |found: String, expected: &str| Error::Format {
-        path: name.clone(),
-        within: None,
-        found,
-        expected: expected.into(),
-    };
+    let builder = open(path)?;
+    let header = header_of(&name, builder.schema())?;
+    header.check(target, options)?;
+
+    let reader =
+        builder.build().map_err(|e| format_error(&name, format!("an unreadable file ({e})"), "a Parquet file"))?;
+    let mut rows: Vec<TextRow> = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| unreadable(&name, rows.len() as u64, &e))?;
+        let columns = batch_cells(&batch);
+        for i in 0..batch.num_rows() {
+            let record: ::csv::StringRecord = columns.iter().map(|c| c[i].as_str()).collect();
+            rows.push((rows.len() as u64 + 1, record));
+        }
+    }
+    if rows.is_empty() {
+        return Err(format_error(&name, "no rows".into(), "at least one data row"));
+    }
+    Ok((header, rows))
+}
+
+fn format_error(name: &str, found: String, expected: &str) -> Error {
+    Error::Format { path: name.into(), within: None, found, expected: expected.into() }
+}
+
+/// The error for data that cannot be decoded after `rows` rows were read.
+pub(crate) fn unreadable(name: &str, rows: u64, e: &dyn std::fmt::Display) -> Error {
+    format_error(
+        name,
+        format!("data that cannot be read after row {rows} ({e})"),
+        "a complete Parquet file (is it truncated?)",
+    )
+}
+
+/// A reader builder over the Parquet file at `path`, its footer read.
+pub(crate) fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let name = path.display().to_string();
     let file = File::open(path).map_err(|source| Error::Io { path: name.clone(), source })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-        format(
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+        format_error(
+            &name,
             format!("a file that is not a readable Parquet file ({e})"),
             "a Parquet file (a truncated or corrupt file cannot be read)",
         )
-    })?;
-    let schema = Arc::clone(builder.schema());
+    })
+}
+
+/// The column names of a Parquet schema, with its string and boolean columns as text columns;
+/// a column of another type than those and numbers is an error naming it.
+pub(crate) fn header_of(name: &str, schema: &Schema) -> Result<TextHeader> {
     let mut header = TextHeader {
-        path: name.clone(),
+        path: name.into(),
         origin: Origin::Parquet,
         names: schema.fields().iter().map(|f| f.name().clone()).collect(),
         text_columns: Vec::new(),
     };
     if header.names.is_empty() {
-        return Err(format("no columns".into(), "a table with a target column and feature columns"));
+        return Err(format_error(name, "no columns".into(), "a table with a target column and feature columns"));
     }
     for field in schema.fields() {
         match kind_of(field.data_type()) {
@@ -74,7 +109,7 @@ fn read_text(path: &Path, target: Option<&str>, options: &CsvOptions) -> Result<
             Some(Kind::Number) => {}
             None => {
                 return Err(Error::Format {
-                    path: name.clone(),
+                    path: name.into(),
                     within: Some(format!("schema, column '{}'", field.name())),
                     found: format!("the type {}", field.data_type()),
                     expected: "integers, floats, strings or booleans".into(),
@@ -82,27 +117,12 @@ fn read_text(path: &Path, target: Option<&str>, options: &CsvOptions) -> Result<
             }
         }
     }
-    header.check(target, options)?;
+    Ok(header)
+}
 
-    let reader = builder.build().map_err(|e| format(format!("an unreadable file ({e})"), "a Parquet file"))?;
-    let mut rows: Vec<TextRow> = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| {
-            format(
-                format!("data that cannot be read after row {} ({e})", rows.len()),
-                "a complete Parquet file (is it truncated?)",
-            )
-        })?;
-        let columns: Vec<Vec<String>> = batch.columns().iter().map(|c| cells(c.as_ref())).collect();
-        for i in 0..batch.num_rows() {
-            let record: ::csv::StringRecord = columns.iter().map(|c| c[i].as_str()).collect();
-            rows.push((rows.len() as u64 + 1, record));
-        }
-    }
-    if rows.is_empty() {
-        return Err(format("no rows".into(), "at least one data row"));
-    }
-    Ok((header, rows))
+/// Every cell of a batch as the text a CSV cell would hold, column by column.
+pub(crate) fn batch_cells(batch: &RecordBatch) -> Vec<Vec<String>> {
+    batch.columns().iter().map(|c| cells(c.as_ref())).collect()
 }
 
 /// What a column's cells are, for typing it.

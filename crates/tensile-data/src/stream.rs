@@ -1,16 +1,19 @@
-//! Training on a CSV file larger than memory: the table is read in passes and blocks instead of
-//! being held whole.
+//! Training on a table larger than memory, CSV or Parquet: the table is read in passes and
+//! blocks instead of being held whole.
 //!
-//! [`CsvStream::scan`] makes one streaming pass that decides everything the in-memory reader
-//! decides from all rows — each column numeric or categorical with its sorted categories, the
-//! task and the class names, imputation values — by the same rules and with the same
-//! structural errors (it shares [`crate::read_csv`]'s cell rules and helpers), and records where
-//! every block of `block_rows` data rows starts in the file (byte, line). It keeps per column only
-//! what the decision needs: a numeric column stops collecting distinct values at its first
-//! number, so memory depends on the number of categories, not rows.
+//! [`TableStream::scan`] (CSV) and [`TableStream::scan_parquet`] make one streaming pass that
+//! decides everything the in-memory readers decide from all rows — each column numeric,
+//! one-hot or indexed with its sorted categories, the task and the class names, imputation
+//! values — by the same rules and with the same structural errors (they share
+//! [`crate::read_csv`]'s cell rules and helpers, and Parquet cells become text by
+//! [`crate::read_parquet`]'s), and records where every block of `block_rows` data rows starts.
+//! It keeps per column only what the decision needs: a numeric column stops collecting distinct
+//! values at its first number, so memory depends on the number of categories, not rows. A median
+//! imputation takes two more passes (an exact selection, see `fill`). The record sources
+//! (`csv_source`, `parquet_source`) are an enum, not a trait: two formats, both known here.
 //!
 //! Rows are divided by a [`StreamSplit`], a seeded hash of the row number: a row's side never
-//! changes between epochs or runs and needs no stored index list. [`CsvStream::prepare`] then
+//! changes between epochs or runs and needs no stored index list. [`TableStream::prepare`] then
 //! makes one pass that checks every cell (in row order, as the in-memory reader does), collects
 //! the validation rows and sums the training rows, and one more for squared deviations, so the
 //! statistics equal [`crate::Standardizer::fit`]'s (and the other scalers') over the same rows.
@@ -21,41 +24,39 @@
 //! ([`StreamEpoch::peak_rows_held`] counts it). The epoch's order is a function of the loader
 //! state at its start alone, and which rows batch `j` holds can be computed from per-block row
 //! counts without reading anything, so resuming at any batch reads only the window that batch
-//! lies in: a checkpoint stores the same [`LoaderState`] and batch number as for a [`crate::Loader`].
+//! lies in: a checkpoint stores the same [`crate::LoaderState`] and batch number as for a [`crate::Loader`].
 //! A window of a few blocks only approximates a full shuffle (rows of one block stay in the same
 //! window); a full permutation of N row indices was rejected because N words of memory is what
 //! streaming exists to avoid.
 //!
 //! Shapes: N rows in the file, D features, B rows in a batch.
 
+mod csv_source;
+mod fill;
+mod loader;
+#[cfg(feature = "parquet")]
+mod parquet_source;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tensile_core::Rng;
 
 use crate::columns::{ColumnEncoding, FeatureColumn, Impute, is_missing, most_frequent};
 use crate::csv::{
-    CsvOptions, Fill, MAX_INFERRED_CLASSES, Origin, Task, TextHeader, build_targets, check_target_cell, csv_error,
-    encode_cell, from_csv_crate, line_of, open_input, read_record,
+    CsvOptions, Fill, MAX_INFERRED_CLASSES, Task, TextHeader, build_targets, check_target_cell, csv_error, encode_cell,
 };
 use crate::dataset::{Dataset, Targets};
 use crate::error::{Error, Result};
-use crate::loader::LoaderState;
 use crate::preprocess::{MinMaxScaler, Standardizer, TargetScaler};
+
+use fill::{MAX_DISTINCT_VALUES, MEDIAN_COLUMNS_PER_PASS, MedianSelect, ValueScan};
+pub use loader::{StreamEpoch, StreamLoader};
 
 /// Rows per block when the caller has no reason to choose: large enough that seeking costs
 /// little next to parsing, small enough that a window of several blocks stays small.
 pub const DEFAULT_BLOCK_ROWS: usize = 1024;
-
-/// Where a block's first row starts: the file byte offset and the line, for seeking and messages.
-#[derive(Debug, Clone, Copy)]
-struct BlockStart {
-    byte: u64,
-    line: u64,
-    record: u64,
-}
 
 /// How a target cell becomes a label.
 #[derive(Debug, Clone)]
@@ -106,13 +107,28 @@ impl TargetBuf {
     }
 }
 
-/// A CSV training file scanned for streaming: its schema (the same the in-memory reader would
-/// infer) and where each block of rows starts. Holds no rows.
+/// Where a stream's rows come from.
 #[derive(Debug, Clone)]
-pub struct CsvStream {
+enum Source {
+    Csv(csv_source::CsvSource),
+    #[cfg(feature = "parquet")]
+    Parquet(parquet_source::ParquetSource),
+}
+
+/// An open file of a [`Source`].
+enum SourceReader {
+    Csv(::csv::Reader<File>),
+    #[cfg(feature = "parquet")]
+    Parquet(File),
+}
+
+/// A table scanned for streaming: its schema (the same the in-memory reader would infer) and
+/// where each block of rows starts. Holds no rows.
+#[derive(Debug, Clone)]
+pub struct TableStream {
     path: PathBuf,
     name: String,
-    delimiter: u8,
+    source: Source,
     file_len: u64,
     names: Vec<String>,
     target_col: usize,
@@ -125,169 +141,219 @@ pub struct CsvStream {
     class_names: Option<Vec<String>>,
     rows: u64,
     block_rows: usize,
-    blocks: Vec<BlockStart>,
+    n_blocks: usize,
+}
+
+/// Limits the scan keeps to, changeable for tests.
+#[derive(Debug, Clone, Copy)]
+struct ScanLimits {
+    /// The most distinct values a numeric column's most-frequent imputation counts.
+    distinct_values: usize,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        ScanLimits { distinct_values: MAX_DISTINCT_VALUES }
+    }
 }
 
 /// What the scan keeps of one feature column.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ColumnScan {
     declared: bool,
     /// A non-missing cell parsed as a number (so the column is numeric unless declared).
     numeric: bool,
     /// A non-missing cell was seen.
     any: bool,
+    /// A missing cell was seen (so imputing it needs a fill value).
+    missing: bool,
     /// Distinct non-missing cells and their counts, while the column may still be categorical.
     categories: BTreeMap<String, usize>,
-    /// Sum and count of the finite values, for mean imputation.
-    sum: f64,
-    count: usize,
+    /// The finite values, as far as the imputation needs them.
+    values: ValueScan,
 }
 
-impl CsvStream {
-    /// Scans the CSV file at `path` once, with the target column `target`, recording the start of
-    /// every block of `block_rows` rows. Column kinds, categories, class names and imputation
-    /// values follow [`crate::read_csv_with`]'s rules exactly, and structural errors (header,
-    /// ragged rows, quotes, UTF-8) are reported as it reports them; cell errors are found by
-    /// [`CsvStream::prepare`]. Imputing by median or most frequent numeric value needs every
-    /// value at once and is refused (mean works); so is a fixed [`CsvOptions::columns`], which is
-    /// for prediction files.
-    pub fn scan(path: &Path, target: &str, options: &CsvOptions, block_rows: usize) -> Result<CsvStream> {
-        if block_rows == 0 {
-            return Err(Error::InvalidArgument { what: "a stream block of 0 rows; expected at least 1".into() });
-        }
-        if options.columns.is_some() {
-            return Err(Error::InvalidArgument {
-                what: "a fixed column encoding is for prediction files; a streamed training file infers its own".into(),
-            });
-        }
-        let name = path.display().to_string();
-        let io = |source| Error::Io { path: name.clone(), source };
-        let mut head = [0u8; 3];
-        let mut probe = File::open(path).map_err(io)?;
-        let got = read_up_to(&mut probe, &mut head).map_err(io)?;
-        let bom = if got == 3 && head == [0xEF, 0xBB, 0xBF] { 3 } else { 0 };
-        let file = File::open(path).map_err(io)?;
-        let file_len = file.metadata().map_err(io)?.len();
-        let (input, delimiter) = open_input(file, &name, options.delimiter)?;
-        let mut rdr = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(::csv::Trim::All)
-            .delimiter(delimiter)
-            .buffer_capacity(1 << 16)
-            .from_reader(input);
-        let mut record = ::csv::StringRecord::new();
-        if !read_record(&mut rdr, &mut record, &name, &[])? {
-            return Err(Error::Empty {
-                path: name.clone(),
-                line: 1,
-                expected: "a header row naming the columns".into(),
-            });
-        }
-        let header_line = line_of(&record);
-        let header = TextHeader {
-            path: name.clone(),
-            origin: Origin::Csv { header_line },
-            names: record.iter().map(str::to_owned).collect(),
-            text_columns: Vec::new(),
-        };
-        header.check(Some(target), options)?;
-        let names = header.names;
-        let target_col = names.iter().position(|n| n == target).expect("internal: checked target column");
+/// The state of a scan: every column's [`ColumnScan`] and the target's [`TargetScan`], fed one
+/// record at a time by a record source.
+struct Scanner {
+    target_col: usize,
+    impute: Option<Impute>,
+    cols: Vec<ColumnScan>,
+    targets: TargetScan,
+    rows: u64,
+}
 
-        let mut cols: Vec<ColumnScan> = names
-            .iter()
-            .map(|n| ColumnScan { declared: options.categorical.contains(n), ..Default::default() })
-            .collect();
-        let mean_impute = options.impute == Some(Impute::Mean);
-        let mut targets = TargetScan::new(options.task);
-        let mut blocks = Vec::new();
-        let mut rows: u64 = 0;
-        while read_record(&mut rdr, &mut record, &name, &names)? {
-            let line = line_of(&record);
-            if record.len() != names.len() {
-                return Err(csv_error(
-                    &name,
-                    line,
-                    None,
-                    format!("{} fields", record.len()),
-                    &format!("{} fields, as in the header", names.len()),
-                ));
+impl Scanner {
+    fn new(header: &TextHeader, target: &str, options: &CsvOptions, limits: ScanLimits) -> Scanner {
+        let names = &header.names;
+        Scanner {
+            target_col: names.iter().position(|n| n == target).expect("internal: checked target column"),
+            impute: options.impute,
+            cols: names
+                .iter()
+                .map(|n| ColumnScan {
+                    declared: options.categorical.contains(n) || header.text_columns.contains(n),
+                    numeric: false,
+                    any: false,
+                    missing: false,
+                    categories: BTreeMap::new(),
+                    values: ValueScan::new(options.impute, limits.distinct_values),
+                })
+                .collect(),
+            targets: TargetScan::new(options.task),
+            rows: 0,
+        }
+    }
+
+    /// Takes in one data record (`n`: its line or 1-based row, for messages).
+    fn observe(&mut self, header: &TextHeader, record: &::csv::StringRecord, n: u64) -> Result<()> {
+        let imputing = self.impute.is_some();
+        for (j, col) in self.cols.iter_mut().enumerate() {
+            if j == self.target_col || (col.numeric && !col.declared && !imputing) {
+                continue;
             }
-            if rows % block_rows as u64 == 0 {
-                let pos = record.position().expect("internal: a read record has a position");
-                blocks.push(BlockStart { byte: pos.byte() + bom, line: pos.line(), record: pos.record() });
+            let cell = &record[j];
+            if is_missing(cell) {
+                col.missing = true;
+                continue;
             }
-            for (j, col) in cols.iter_mut().enumerate() {
-                if j == target_col || (col.numeric && !col.declared && !mean_impute) {
-                    continue;
-                }
-                let cell = &record[j];
-                if is_missing(cell) {
-                    continue;
-                }
-                col.any = true;
-                if mean_impute
-                    && let Ok(v) = cell.parse::<f32>()
-                    && v.is_finite()
-                {
-                    col.sum += f64::from(v);
-                    col.count += 1;
-                }
-                if !col.declared && !col.numeric && cell.parse::<f64>().is_ok() {
-                    col.numeric = true;
-                    col.categories = BTreeMap::new();
-                }
-                if col.declared || !col.numeric {
-                    match col.categories.get_mut(cell) {
-                        Some(c) => *c += 1,
-                        None => {
-                            col.categories.insert(cell.to_owned(), 1);
-                        }
+            col.any = true;
+            if imputing
+                && !col.declared
+                && let Ok(v) = cell.parse::<f32>()
+                && v.is_finite()
+            {
+                col.values.add(v);
+            }
+            if !col.declared && !col.numeric && cell.parse::<f64>().is_ok() {
+                col.numeric = true;
+                col.categories = BTreeMap::new();
+            }
+            if col.declared || !col.numeric {
+                match col.categories.get_mut(cell) {
+                    Some(c) => *c += 1,
+                    None => {
+                        col.categories.insert(cell.to_owned(), 1);
                     }
                 }
             }
-            targets.observe(&record[target_col]).map_err(|(found, expected)| {
-                csv_error(&name, line, Some(names[target_col].clone()), found, expected)
-            })?;
-            rows += 1;
         }
-        if rows == 0 {
-            return Err(Error::Empty {
-                path: name.clone(),
-                line: rdr.position().line().max(header_line + 1),
-                expected: "at least one data row after the header".into(),
-            });
-        }
+        let t = self.target_col;
+        self.targets
+            .observe(&record[t])
+            .map_err(|(found, expected)| header.cell_error(n, Some(header.names[t].clone()), found, expected))?;
+        self.rows += 1;
+        Ok(())
+    }
+}
 
+impl TableStream {
+    /// Scans the CSV file at `path` once, with the target column `target`, recording the start of
+    /// every block of `block_rows` rows. Column kinds, categories (one-hot, or indexed above
+    /// [`CsvOptions::one_hot_max`]), class names and imputation values follow
+    /// [`crate::read_csv_with`]'s rules exactly, and structural errors (header, ragged rows,
+    /// quotes, UTF-8) are reported as it reports them; cell errors are found by
+    /// [`TableStream::prepare`]. A fixed [`CsvOptions::columns`] is refused: it is for
+    /// prediction files. Most-frequent imputation of a numeric column with more than a million
+    /// distinct values is refused too (it would count them all); median and mean are exact in
+    /// bounded memory.
+    pub fn scan(path: &Path, target: &str, options: &CsvOptions, block_rows: usize) -> Result<TableStream> {
+        Self::scan_csv_with(path, target, options, block_rows, ScanLimits::default())
+    }
+
+    fn scan_csv_with(
+        path: &Path,
+        target: &str,
+        options: &CsvOptions,
+        block_rows: usize,
+        limits: ScanLimits,
+    ) -> Result<TableStream> {
+        check_scan_arguments(options, block_rows)?;
+        let file_len = file_len(path)?;
+        let (header, source, scanner) = csv_source::scan(path, target, options, block_rows, limits)?;
+        Self::finish(path, file_len, header, Source::Csv(source), scanner, options, block_rows)
+    }
+
+    /// Scans the Parquet file at `path` as [`TableStream::scan`] scans a CSV file, with
+    /// [`crate::read_parquet`]'s rules (string and boolean columns are categorical, errors name
+    /// the 1-based row and the column).
+    #[cfg(feature = "parquet")]
+    pub fn scan_parquet(path: &Path, target: &str, options: &CsvOptions, block_rows: usize) -> Result<TableStream> {
+        Self::scan_parquet_with(path, target, options, block_rows, ScanLimits::default())
+    }
+
+    #[cfg(feature = "parquet")]
+    fn scan_parquet_with(
+        path: &Path,
+        target: &str,
+        options: &CsvOptions,
+        block_rows: usize,
+        limits: ScanLimits,
+    ) -> Result<TableStream> {
+        check_scan_arguments(options, block_rows)?;
+        let file_len = file_len(path)?;
+        let (header, source, scanner) = parquet_source::scan(path, target, options, limits)?;
+        Self::finish(path, file_len, header, Source::Parquet(source), scanner, options, block_rows)
+    }
+
+    /// Decides every column's encoding and fill value from the scan, running the median passes
+    /// when a median is needed.
+    fn finish(
+        path: &Path,
+        file_len: u64,
+        header: TextHeader,
+        source: Source,
+        scanner: Scanner,
+        options: &CsvOptions,
+        block_rows: usize,
+    ) -> Result<TableStream> {
+        let names = header.names;
+        let name = header.path;
         let mut plan = Vec::new();
         let mut fills = Vec::new();
-        for (j, col) in cols.into_iter().enumerate() {
-            if j == target_col {
+        // (plan index, column, number of values) of the columns that need a median.
+        let mut medians: Vec<(usize, usize, u64)> = Vec::new();
+        for (j, col) in scanner.cols.into_iter().enumerate() {
+            if j == scanner.target_col {
                 continue;
             }
             let numeric = !col.declared && (!col.any || col.numeric);
             let column = if numeric {
                 FeatureColumn::Numeric { name: names[j].clone() }
             } else {
-                FeatureColumn::Categorical {
-                    name: names[j].clone(),
-                    categories: col.categories.keys().cloned().collect(),
+                let categories: Vec<String> = col.categories.keys().cloned().collect();
+                if options.one_hot_max.is_some_and(|max| categories.len() > max) {
+                    FeatureColumn::Indexed { name: names[j].clone(), categories }
+                } else {
+                    FeatureColumn::Categorical { name: names[j].clone(), categories }
                 }
             };
+            let values = &col.values;
+            // A column without a missing cell never uses its fill value, so the median passes
+            // and the most-frequent cap skip it.
             let fill = match (options.impute, numeric) {
                 (None, _) => Fill::Off,
-                (Some(Impute::Mean), true) if col.count == 0 => Fill::NoValues,
-                (Some(Impute::Mean), true) => Fill::Value((col.sum / col.count as f64) as f32),
-                (Some(how), true) => {
-                    return Err(Error::InvalidArgument {
-                        what: format!(
-                            "{name}: imputing column '{}' by {how:?} needs all of its values in memory; a streamed \
-                             file can impute by Mean",
-                            names[j]
-                        ),
-                    });
+                (Some(_), true) if values.count == 0 => Fill::NoValues,
+                (Some(Impute::Mean), true) => Fill::Value((values.sum / values.count as f64) as f32),
+                (Some(Impute::Median), true) if col.missing => {
+                    medians.push((plan.len(), j, values.count));
+                    Fill::NoValues
                 }
+                (Some(Impute::MostFrequent), true) if col.missing => match values.most_frequent() {
+                    Some(v) => Fill::Value(v),
+                    None => {
+                        return Err(Error::InvalidArgument {
+                            what: format!(
+                                "{name}: imputing column '{}' by its most frequent value needs a count of every \
+                                 distinct value, and it has more than {}; impute by \"median\" or \"mean\", which \
+                                 a streamed file computes in bounded memory",
+                                names[j],
+                                values.cap()
+                            ),
+                        });
+                    }
+                },
+                (Some(_), true) => Fill::Off,
                 (Some(_), false) => {
                     let counts: Vec<usize> = col.categories.values().copied().collect();
                     most_frequent(&counts).map_or(Fill::NoValues, Fill::Category)
@@ -297,16 +363,16 @@ impl CsvStream {
             fills.push(fill);
         }
         let encoding = ColumnEncoding::new(plan.iter().map(|(_, c)| c.clone()).collect());
-        let (classes, class_names) = targets.finish(options.task);
-        drop(rdr);
-        Ok(CsvStream {
+        let (classes, class_names) = scanner.targets.finish(options.task);
+        let rows = scanner.rows;
+        let mut stream = TableStream {
             path: path.to_path_buf(),
             name,
-            delimiter,
+            source,
             file_len,
             feature_names: encoding.feature_names(),
             names,
-            target_col,
+            target_col: scanner.target_col,
             plan,
             fills,
             encoding,
@@ -315,8 +381,40 @@ impl CsvStream {
             class_names,
             rows,
             block_rows,
-            blocks,
-        })
+            n_blocks: rows.div_ceil(block_rows as u64) as usize,
+        };
+        for group in medians.chunks(MEDIAN_COLUMNS_PER_PASS) {
+            for ((k, _, _), median) in group.iter().zip(stream.medians(group)?) {
+                stream.fills[*k] = Fill::Value(median);
+            }
+        }
+        Ok(stream)
+    }
+
+    /// The medians of `columns` (plan index, column, number of finite values), in two passes.
+    fn medians(&self, columns: &[(usize, usize, u64)]) -> Result<Vec<f32>> {
+        let mut select = MedianSelect::new(columns.iter().map(|&(_, _, n)| n).collect());
+        let mut rdr = self.open()?;
+        let mut record = ::csv::StringRecord::new();
+        let finite = |cell: &str| cell.parse::<f32>().ok().filter(|v| v.is_finite());
+        self.records(&mut rdr, 0, self.rows, &mut record, |_, _, r| {
+            for (c, &(_, j, _)) in columns.iter().enumerate() {
+                if let Some(v) = finite(&r[j]) {
+                    select.first(c, v);
+                }
+            }
+            Ok(())
+        })?;
+        select.between();
+        self.records(&mut rdr, 0, self.rows, &mut record, |_, _, r| {
+            for (c, &(_, j, _)) in columns.iter().enumerate() {
+                if let Some(v) = finite(&r[j]) {
+                    select.second(c, v);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(select.medians())
     }
 
     /// The file it reads.
@@ -349,6 +447,11 @@ impl CsvStream {
         &self.encoding
     }
 
+    /// The index features (position, category count), as [`Dataset::index_columns`] gives them.
+    pub fn index_columns(&self) -> Vec<(usize, usize)> {
+        self.encoding.index_columns()
+    }
+
     /// Class names, indexed by label; `None` for regression.
     pub fn class_names(&self) -> Option<&[String]> {
         self.class_names.as_deref()
@@ -366,7 +469,7 @@ impl CsvStream {
 
     /// Number of blocks, `ceil(N / block_rows)`.
     pub fn n_blocks(&self) -> usize {
-        self.blocks.len()
+        self.n_blocks
     }
 
     /// The file's length in bytes when it was scanned; reading refuses a file whose length has
@@ -382,7 +485,7 @@ impl CsvStream {
     }
 
     /// A reader over the file, after checking that it is the file that was scanned.
-    fn open(&self) -> Result<::csv::Reader<File>> {
+    fn open(&self) -> Result<SourceReader> {
         let io = |source| Error::Io { path: self.name.clone(), source };
         let file = File::open(&self.path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
@@ -394,54 +497,70 @@ impl CsvStream {
                 expected: format!("the {} bytes it had when training started", self.file_len),
             });
         }
-        Ok(::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(::csv::Trim::All)
-            .delimiter(self.delimiter)
-            .buffer_capacity(1 << 16)
-            .from_reader(file))
+        Ok(match &self.source {
+            Source::Csv(csv) => SourceReader::Csv(csv.reader(file)),
+            #[cfg(feature = "parquet")]
+            Source::Parquet(_) => SourceReader::Parquet(file),
+        })
+    }
+
+    /// Reads `count` records from the start of block `b`, calling `f(row, n, record)` for each
+    /// (`n`: the line or 1-based row that messages name).
+    fn records(
+        &self,
+        rdr: &mut SourceReader,
+        b: usize,
+        count: u64,
+        record: &mut ::csv::StringRecord,
+        f: impl FnMut(u64, u64, &::csv::StringRecord) -> Result<()>,
+    ) -> Result<()> {
+        let first_row = b as u64 * self.block_rows as u64;
+        match (&self.source, rdr) {
+            (Source::Csv(csv), SourceReader::Csv(rdr)) => {
+                csv.records(rdr, &self.name, &self.names, b, first_row, count, record, f)
+            }
+            #[cfg(feature = "parquet")]
+            (Source::Parquet(pq), SourceReader::Parquet(file)) => {
+                pq.records(file, &self.name, first_row, count, record, f)
+            }
+            #[cfg(feature = "parquet")]
+            _ => unreachable!("internal: a reader of the other format"),
+        }
     }
 
     /// Reads `count` rows from block `b` on, calling `f(row number, features, target)` for each
     /// with the row's features encoded (D values, unscaled). Cells are checked as the in-memory
-    /// reader checks them: target first, then features, errors naming line and column.
+    /// reader checks them: target first, then features, errors naming line (or row) and column.
     fn read_rows(
         &self,
-        rdr: &mut ::csv::Reader<File>,
+        rdr: &mut SourceReader,
         b: usize,
         count: u64,
         row_buf: &mut Vec<f32>,
         record: &mut ::csv::StringRecord,
         mut f: impl FnMut(u64, &[f32], RowTarget) -> Result<()>,
     ) -> Result<()> {
-        let start = self.blocks[b];
-        let mut pos = ::csv::Position::new();
-        pos.set_byte(start.byte).set_line(start.line).set_record(start.record);
-        rdr.seek(pos).map_err(|e| from_csv_crate(e, &self.name, &self.names))?;
-        let first_row = b as u64 * self.block_rows as u64;
-        for row in first_row..first_row + count {
-            let more = rdr.read_record(record).map_err(|e| from_csv_crate(e, &self.name, &self.names))?;
-            if !more || record.len() != self.names.len() {
-                return Err(Error::Format {
-                    path: self.name.clone(),
-                    within: Some(format!("line {}", rdr.position().line())),
-                    found: "a row that differs from the scan (the file changed while training)".into(),
-                    expected: format!("data row {} as first read", row + 1),
-                });
+        self.records(rdr, b, count, record, |row, n, record| {
+            let target = self.encode_row(record, n, row_buf)?;
+            f(row, row_buf, target)
+        })
+    }
+
+    /// An error about cell `j` of the record messages call `n`.
+    fn cell_error(&self, n: u64, j: usize, found: String, expected: &str) -> Error {
+        let column = Some(self.names[j].clone());
+        match self.source {
+            Source::Csv(_) => csv_error(&self.name, n, column, found, expected),
+            #[cfg(feature = "parquet")]
+            Source::Parquet(_) => {
+                Error::Cell { path: self.name.clone(), row: n, column, found, expected: expected.into() }
             }
-            let line = line_of(record);
-            let target = self.encode_row(record, line, row_buf)?;
-            f(row, row_buf, target)?;
         }
-        Ok(())
     }
 
     /// Encodes one record into `out` (replacing it) and returns its target.
-    fn encode_row(&self, record: &::csv::StringRecord, line: u64, out: &mut Vec<f32>) -> Result<RowTarget> {
-        let error = |j: usize, found: String, expected: &str| {
-            csv_error(&self.name, line, Some(self.names[j].clone()), found, expected)
-        };
+    fn encode_row(&self, record: &::csv::StringRecord, n: u64, out: &mut Vec<f32>) -> Result<RowTarget> {
+        let error = |j: usize, found: String, expected: &str| self.cell_error(n, j, found, expected);
         let t = self.target_col;
         let cell = &record[t];
         check_target_cell(cell, self.declared_task).map_err(|(f, e)| error(t, f, e))?;
@@ -545,7 +664,7 @@ impl CsvStream {
         }
         let standardizer = if fit.standardizer {
             // `Standardizer::fit`'s rule for the std of a column that is constant in practice.
-            let std = sq
+            let mut std: Vec<f32> = sq
                 .iter()
                 .zip(&mean)
                 .map(|(q, &m)| {
@@ -554,10 +673,18 @@ impl CsvStream {
                     if s <= tiny { 1.0 } else { s.min(f64::from(f32::MAX)) as f32 }
                 })
                 .collect();
+            // Index features pass unchanged, as `Standardizer::fit` leaves them.
+            let mut mean = mean;
+            for (j, _) in self.index_columns() {
+                (mean[j], std[j]) = (0.0, 1.0);
+            }
             Some(Standardizer::from_parts(mean, std)?)
         } else {
             None
         };
+        for (j, _) in self.index_columns() {
+            (min[j], max[j]) = (0.0, 1.0);
+        }
         let min_max = if fit.min_max { Some(MinMaxScaler::from_parts(min, max)?) } else { None };
         let target_scaler = if target_fit {
             // `TargetScaler::fit`'s rule for a target that is constant on the training rows.
@@ -581,7 +708,7 @@ impl CsvStream {
     }
 }
 
-/// What [`CsvStream::prepare`] fits on the training rows.
+/// What [`TableStream::prepare`] fits on the training rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamFit {
     pub standardizer: bool,
@@ -590,7 +717,7 @@ pub struct StreamFit {
     pub target_scaler: bool,
 }
 
-/// What [`CsvStream::prepare`] found.
+/// What [`TableStream::prepare`] found.
 #[derive(Debug, Clone)]
 pub struct StreamPrepared {
     /// Rows on the training side of the split.
@@ -741,304 +868,23 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Deals the training rows of a [`CsvStream`] out in seeded batches, a window of blocks at a
-/// time. Its position is a [`LoaderState`], like [`crate::Loader`]'s.
-#[derive(Debug, Clone)]
-pub struct StreamLoader<'a> {
-    stream: &'a CsvStream,
-    split: StreamSplit,
-    batch_size: usize,
-    window_blocks: usize,
-    /// Training rows of each block.
-    block_train: Vec<u32>,
-    train_rows: usize,
-    rng: Rng,
-    epochs_drawn: u64,
+/// Refuses arguments no scan can use.
+fn check_scan_arguments(options: &CsvOptions, block_rows: usize) -> Result<()> {
+    if block_rows == 0 {
+        return Err(Error::InvalidArgument { what: "a stream block of 0 rows; expected at least 1".into() });
+    }
+    if options.columns.is_some() {
+        return Err(Error::InvalidArgument {
+            what: "a fixed column encoding is for prediction files; a streamed training file infers its own".into(),
+        });
+    }
+    Ok(())
 }
 
-impl<'a> StreamLoader<'a> {
-    /// A loader over the training rows of `stream` under `split`, in batches of `batch_size`,
-    /// shuffling `window_blocks` blocks at a time. Errors if either is 0 or no row trains.
-    pub fn new(
-        stream: &'a CsvStream,
-        split: StreamSplit,
-        batch_size: usize,
-        window_blocks: usize,
-        rng: Rng,
-    ) -> Result<StreamLoader<'a>> {
-        if batch_size == 0 || window_blocks == 0 {
-            return Err(Error::InvalidArgument {
-                what: format!("batch size {batch_size} and window of {window_blocks} blocks; expected at least 1 each"),
-            });
-        }
-        let block_train: Vec<u32> = stream.block_counts(&split).iter().map(|&(t, _)| t).collect();
-        let train_rows = block_train.iter().map(|&t| t as usize).sum();
-        if train_rows == 0 {
-            return Err(Error::InvalidArgument { what: format!("{}: no training rows to stream", stream.name) });
-        }
-        Ok(StreamLoader { stream, split, batch_size, window_blocks, block_train, train_rows, rng, epochs_drawn: 0 })
-    }
-
-    /// Training rows per epoch.
-    pub fn len(&self) -> usize {
-        self.train_rows
-    }
-
-    /// `true` when there are no training rows (never for a loader that was built).
-    pub fn is_empty(&self) -> bool {
-        self.train_rows == 0
-    }
-
-    /// Batches per epoch, `ceil(rows / batch_size)` (the last may be short).
-    pub fn batches_per_epoch(&self) -> usize {
-        self.train_rows.div_ceil(self.batch_size)
-    }
-
-    /// Blocks shuffled together.
-    pub fn window_blocks(&self) -> usize {
-        self.window_blocks
-    }
-
-    /// The most rows one window can hold: `window_blocks * block_rows`.
-    pub fn max_window_rows(&self) -> usize {
-        self.window_blocks * self.stream.block_rows
-    }
-
-    /// The current position, to store in a checkpoint.
-    pub fn state(&self) -> LoaderState {
-        LoaderState { rng: self.rng.state(), epochs_drawn: self.epochs_drawn }
-    }
-
-    /// Moves to a position from [`StreamLoader::state`] or [`StreamEpoch::start_state`].
-    pub fn restore(&mut self, state: &LoaderState) {
-        self.rng = Rng::from_state(state.rng);
-        self.epochs_drawn = state.epochs_drawn;
-    }
-
-    /// Draws the next epoch: a permutation of the blocks and the seed of its window shuffles.
-    /// Nothing is read until a batch is asked for.
-    pub fn epoch(&mut self) -> StreamEpoch<'a> {
-        let start_state = self.state();
-        let perm: Vec<u32> = self.rng.permutation(self.stream.n_blocks()).into_iter().map(|b| b as u32).collect();
-        let window_seed = self.rng.next_u64();
-        self.epochs_drawn += 1;
-        let mut ends = Vec::with_capacity(perm.len().div_ceil(self.window_blocks));
-        let mut total = 0usize;
-        for window in perm.chunks(self.window_blocks) {
-            total += window.iter().map(|&b| self.block_train[b as usize] as usize).sum::<usize>();
-            ends.push(total);
-        }
-        StreamEpoch {
-            stream: self.stream,
-            split: self.split,
-            batch_size: self.batch_size,
-            window_blocks: self.window_blocks,
-            number: start_state.epochs_drawn,
-            start_state,
-            n_batches: self.batches_per_epoch(),
-            train_rows: self.train_rows,
-            perm,
-            window_seed,
-            ends,
-            loaded: None,
-            features: Vec::new(),
-            targets: TargetBuf::new(&self.stream.classes),
-            order: Vec::new(),
-            reader: None,
-            row_buf: Vec::new(),
-            record: ::csv::StringRecord::new(),
-            peak_rows: 0,
-            windows_read: 0,
-        }
-    }
-}
-
-/// One epoch of a [`StreamLoader`]: batch `j` holds rows `j*B..(j+1)*B` of the epoch's order,
-/// which is the concatenation of its windows, each shuffled.
-pub struct StreamEpoch<'a> {
-    stream: &'a CsvStream,
-    split: StreamSplit,
-    batch_size: usize,
-    window_blocks: usize,
-    number: u64,
-    start_state: LoaderState,
-    n_batches: usize,
-    train_rows: usize,
-    perm: Vec<u32>,
-    window_seed: u64,
-    /// Training rows in windows `0..=w`, for each window `w`.
-    ends: Vec<usize>,
-    /// The window whose rows are in `features`/`targets`.
-    loaded: Option<usize>,
-    features: Vec<f32>,
-    targets: TargetBuf,
-    /// The loaded window's rows in shuffled order (indices into `features`).
-    order: Vec<u32>,
-    reader: Option<::csv::Reader<File>>,
-    row_buf: Vec<f32>,
-    record: ::csv::StringRecord,
-    peak_rows: usize,
-    windows_read: usize,
-}
-
-impl StreamEpoch<'_> {
-    /// 0 for the first epoch a loader drew, then 1, 2, …
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-
-    /// The loader state this epoch was drawn from; restoring it redraws this same epoch.
-    pub fn start_state(&self) -> &LoaderState {
-        &self.start_state
-    }
-
-    /// Number of batches.
-    pub fn len(&self) -> usize {
-        self.n_batches
-    }
-
-    /// `true` when there are no batches (never for an epoch from a valid loader).
-    pub fn is_empty(&self) -> bool {
-        self.n_batches == 0
-    }
-
-    /// The most rows this epoch has held in memory at once (one window's).
-    pub fn peak_rows_held(&self) -> usize {
-        self.peak_rows
-    }
-
-    /// How many windows were read from the file so far.
-    pub fn windows_read(&self) -> usize {
-        self.windows_read
-    }
-
-    /// Copies classification batch `j` into `features_out` (B x D, unscaled) and `labels_out`,
-    /// reusing both. Errors on a regression stream, past the last batch, or on a read error.
-    pub fn gather(&mut self, j: usize, features_out: &mut Vec<f32>, labels_out: &mut Vec<u32>) -> Result<()> {
-        labels_out.clear();
-        self.fill(j, features_out, |targets, i| match targets {
-            TargetBuf::Labels(l) => {
-                labels_out.push(l[i]);
-                Ok(())
-            }
-            TargetBuf::Values(_) => Err(Error::InvalidArgument {
-                what: "class labels requested from a regression stream; use gather_values".into(),
-            }),
-        })
-    }
-
-    /// Copies regression batch `j` into `features_out` (B x D, unscaled) and `values_out`.
-    /// Errors on a classification stream, past the last batch, or on a read error.
-    pub fn gather_values(&mut self, j: usize, features_out: &mut Vec<f32>, values_out: &mut Vec<f32>) -> Result<()> {
-        values_out.clear();
-        self.fill(j, features_out, |targets, i| match targets {
-            TargetBuf::Values(v) => {
-                values_out.push(v[i]);
-                Ok(())
-            }
-            TargetBuf::Labels(_) => Err(Error::InvalidArgument {
-                what: "target values requested from a classification stream; use gather".into(),
-            }),
-        })
-    }
-
-    fn fill(
-        &mut self,
-        j: usize,
-        features_out: &mut Vec<f32>,
-        mut push_target: impl FnMut(&TargetBuf, usize) -> Result<()>,
-    ) -> Result<()> {
-        if j >= self.n_batches {
-            return Err(Error::InvalidArgument {
-                what: format!("batch {j} of an epoch of {} batches", self.n_batches),
-            });
-        }
-        let d = self.stream.n_features();
-        let start = j * self.batch_size;
-        let end = (start + self.batch_size).min(self.train_rows);
-        features_out.clear();
-        let mut r = start;
-        while r < end {
-            let w = self.ends.partition_point(|&e| e <= r);
-            self.load(w)?;
-            let window_start = if w == 0 { 0 } else { self.ends[w - 1] };
-            let take = end.min(self.ends[w]) - r;
-            for &i in &self.order[r - window_start..r - window_start + take] {
-                let i = i as usize;
-                features_out.extend_from_slice(&self.features[i * d..(i + 1) * d]);
-                push_target(&self.targets, i)?;
-            }
-            r += take;
-        }
-        Ok(())
-    }
-
-    /// Reads window `w` (its blocks in file order, training rows only) and shuffles it, unless
-    /// it is the one already held.
-    fn load(&mut self, w: usize) -> Result<()> {
-        if self.loaded == Some(w) {
-            return Ok(());
-        }
-        self.loaded = None;
-        let stream = self.stream;
-        let first = w * self.window_blocks;
-        let mut blocks: Vec<u32> = self.perm[first..(first + self.window_blocks).min(self.perm.len())].to_vec();
-        // In file order, so a window reads forward through the file.
-        blocks.sort_unstable();
-        if self.reader.is_none() {
-            self.reader = Some(stream.open()?);
-        }
-        let rdr = self.reader.as_mut().expect("internal: reader opened");
-        self.features.clear();
-        self.targets.clear();
-        let (features, targets, split) = (&mut self.features, &mut self.targets, self.split);
-        for &b in &blocks {
-            let b = b as usize;
-            stream.read_rows(
-                rdr,
-                b,
-                stream.rows_in_block(b) as u64,
-                &mut self.row_buf,
-                &mut self.record,
-                |row, x, t| {
-                    if !split.is_validation(row) {
-                        features.extend_from_slice(x);
-                        targets.push(t);
-                    }
-                    Ok(())
-                },
-            )?;
-        }
-        let rows = self.features.len() / stream.n_features().max(1);
-        let expected = self.ends[w] - if w == 0 { 0 } else { self.ends[w - 1] };
-        if rows != expected {
-            return Err(Error::Format {
-                path: stream.name.clone(),
-                within: None,
-                found: format!("{rows} training rows in a window that had {expected} (the file changed)"),
-                expected: "the rows it had when training started".into(),
-            });
-        }
-        self.order.clear();
-        self.order.extend(0..rows as u32);
-        Rng::seed(self.window_seed).fork(w as u64).shuffle(&mut self.order);
-        self.peak_rows = self.peak_rows.max(rows);
-        self.windows_read += 1;
-        self.loaded = Some(w);
-        Ok(())
-    }
-}
-
-/// Reads until `buf` is full or the input ends; the number of bytes read.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
+/// The length of the file at `path`, recorded so that a changed file is noticed.
+fn file_len(path: &Path) -> Result<u64> {
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    Ok(std::fs::metadata(path).map_err(io)?.len())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The Parquet reader: typed columns become the same features, categories and targets a CSV file
 //! would give, missing values and bad cells are errors naming the row and column, and truncated
-//! or corrupt files name the file. Fixtures are written by the test with the `parquet` crate.
+//! or corrupt files name the file; streamed, a file in several row groups reads as it does whole.
+//! Fixtures are written by the test with the `parquet` crate.
 #![cfg(feature = "parquet")]
 
 use std::path::{Path, PathBuf};
@@ -8,7 +9,11 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use parquet::arrow::ArrowWriter;
-use tensile_data::{CsvOptions, FeatureColumn, Impute, Targets, Task, read_csv_from_with, read_parquet};
+use tensile_core::Rng;
+use tensile_data::{
+    CsvOptions, FeatureColumn, Impute, Standardizer, StreamFit, StreamLoader, StreamSplit, TableStream, Targets, Task,
+    read_csv_from_with, read_parquet,
+};
 
 struct TempDir(PathBuf);
 
@@ -171,4 +176,79 @@ fn truncated_and_foreign_files_name_the_file() {
     );
     let e = read_parquet(&dir.path("missing.parquet"), "label", &CsvOptions::default()).expect_err("missing");
     assert!(e.to_string().starts_with(&dir.path("missing.parquet").display().to_string()), "{e}");
+}
+
+/// 300 rows in row groups of 70: `n` (the row's number), `x` (a float, null every 7th row),
+/// `user` (40 distinct strings), `flag` (a boolean) and a string `label`.
+fn row_groups(path: &Path) {
+    let rows = 300;
+    let x: Vec<Option<f64>> = (0..rows).map(|i| (i % 7 != 3).then(|| ((i * 37) % 101) as f64 * 0.25 - 6.0)).collect();
+    let user: Vec<String> = (0..rows).map(|i| format!("u{:02}", (i * 13) % 40)).collect();
+    let label: Vec<&str> = (0..rows).map(|i| ["cat", "dog", "eel"][(i * 7 + i / 5) % 3]).collect();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("n", Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef),
+        ("x", Arc::new(Float64Array::from(x)) as ArrayRef),
+        ("user", Arc::new(StringArray::from(user)) as ArrayRef),
+        ("flag", Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(i % 3 == 0))))),
+        ("label", Arc::new(StringArray::from(label)) as ArrayRef),
+    ])
+    .expect("batch");
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(70)).build();
+    let file = std::fs::File::create(path).expect("create");
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+#[test]
+fn a_streamed_parquet_file_in_row_groups_reads_like_the_whole_file() {
+    let dir = TempDir::new("stream");
+    let path = dir.path("groups.parquet");
+    row_groups(&path);
+    let options = CsvOptions { impute: Some(Impute::Median), one_hot_max: Some(8), ..CsvOptions::default() };
+    let ds = read_parquet(&path, "label", &options).expect("valid");
+    assert_eq!(ds.index_columns(), vec![(2, 40)]);
+    // Blocks of 32 rows straddle the row groups of 70.
+    let stream = TableStream::scan_parquet(&path, "label", &options, 32).expect("valid");
+    assert_eq!((stream.len(), stream.n_blocks()), (300, 10));
+    assert_eq!(stream.columns(), ds.columns());
+    assert_eq!(stream.feature_names(), ds.feature_names());
+    assert_eq!(stream.class_names(), ds.class_names());
+
+    let split = StreamSplit::hashed(0.3, &mut Rng::seed(5)).expect("fraction");
+    let (train, val): (Vec<usize>, Vec<usize>) = (0..300).partition(|&r| !split.is_validation(r as u64));
+    let fit = StreamFit { standardizer: true, ..StreamFit::default() };
+    let prepared = stream.prepare(&split, fit).expect("valid");
+    assert_eq!(prepared.validation, Some(ds.subset(&val)));
+    assert_eq!(prepared.standardizer, Some(Standardizer::fit(&ds, &train).expect("fit")));
+
+    // An epoch deals every training row once, each equal to the row read whole.
+    let mut loader = StreamLoader::new(&stream, split, 16, 2, Rng::seed(1)).expect("valid");
+    let mut epoch = loader.epoch();
+    let (mut x, mut y, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+    let labels = ds.labels().expect("classes");
+    for j in 0..epoch.len() {
+        epoch.gather(j, &mut x, &mut y).expect("batch");
+        for (row, &label) in x.chunks(ds.n_features()).zip(&y) {
+            let i = row[0] as usize;
+            assert_eq!((row, label), (ds.row(i), labels[i]), "row {i}");
+            seen.push(i);
+        }
+    }
+    assert!(epoch.peak_rows_held() <= 64, "{}", epoch.peak_rows_held());
+    seen.sort_unstable();
+    assert_eq!(seen, train);
+}
+
+#[test]
+fn a_null_in_a_streamed_parquet_file_is_reported_as_when_read_whole() {
+    let dir = TempDir::new("stream-null");
+    let path = dir.path("groups.parquet");
+    row_groups(&path);
+    let options = CsvOptions::default();
+    let whole = read_parquet(&path, "label", &options).expect_err("a null").to_string();
+    let stream = TableStream::scan_parquet(&path, "label", &options, 32).expect("the schema is fine");
+    let streamed = stream.prepare(&StreamSplit::none(), StreamFit::default()).expect_err("a null").to_string();
+    assert_eq!(streamed, whole);
+    assert!(streamed.contains("row 4, column 'x'"), "{streamed}");
 }

@@ -1,7 +1,7 @@
 //! Where the training loop's batches come from, and the setup that differs with it.
 //!
 //! [`BatchSource::Memory`] is a [`Dataset`] held whole (already scaled) dealt out by a seeded
-//! [`Loader`]; [`BatchSource::Stream`] is a [`CsvStream`] read a window of blocks at a time by a
+//! [`Loader`]; [`BatchSource::Stream`] is a [`TableStream`] read a window of blocks at a time by a
 //! [`StreamLoader`], each batch scaled as it is copied out. Both keep their position as a
 //! [`LoaderState`] plus the batch number, so the loop, its checkpoints and exact resume are the
 //! same code for both. A trait object was considered and rejected: two variants, both known
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tensile_core::{Rng, Tensor};
 use tensile_data::{
-    CsvStream, Dataset, Epoch, FeatureScaler, Loader, LoaderState, StreamEpoch, StreamFit, StreamLoader, StreamSplit,
+    Dataset, Epoch, FeatureScaler, Loader, LoaderState, StreamEpoch, StreamFit, StreamLoader, StreamSplit, TableStream,
     TargetScaler,
 };
 
@@ -28,11 +28,11 @@ use crate::metrics::Task;
 use crate::provenance::{Machine, Provenance, rfc3339_utc};
 use crate::task::{batch_tensors, check_compatible};
 
-/// A CSV training file too large to hold, streamed (see [`crate::Trainer::fit_stream`]).
+/// A CSV or Parquet training file too large to hold, streamed (see [`crate::Trainer::fit_stream`]).
 /// Without `validation`, `TrainerConfig::validation_split` of the stream's rows is held out by a
 /// seeded hash of the row number (see [`StreamSplit`]; not stratified).
 pub struct StreamingData<'a> {
-    pub train: &'a CsvStream,
+    pub train: &'a TableStream,
     pub validation: Option<&'a Dataset>,
     pub test: Option<&'a Dataset>,
     /// Bytes the streamed data may occupy: a quarter for the shuffle window of training rows,
@@ -71,7 +71,7 @@ pub(crate) enum BatchSource<'a> {
     },
     Stream {
         loader: StreamLoader<'a>,
-        /// Boxed: it holds a CSV reader with its buffers, many times the other variant's size.
+        /// Boxed: it holds a file reader with its buffers, many times the other variant's size.
         epoch: Option<Box<StreamEpoch<'a>>>,
         scaler: Option<FeatureScaler>,
         target: Option<TargetScaler>,
@@ -278,7 +278,7 @@ pub(crate) fn setup_stream<'a>(cfg: &TrainerConfig, root: &Rng, data: &Streaming
 /// The validation rows [`crate::Trainer::fit_stream`] holds out of `stream` under `config` when
 /// no validation file is given, unscaled, read back from the file (one more pass), for scoring
 /// them after training as [`crate::report::HeldOutRows`] does for a table in memory.
-pub fn streamed_validation(config: &TrainerConfig, stream: &CsvStream) -> Result<Dataset> {
+pub fn streamed_validation(config: &TrainerConfig, stream: &TableStream) -> Result<Dataset> {
     // As in `setup_stream`: stream 2 of the seed draws the split.
     let split = StreamSplit::hashed(config.validation_split, &mut Rng::seed(config.seed).fork(2))?;
     stream.prepare(&split, StreamFit::default())?.validation.ok_or_else(|| Error::Config {
@@ -289,7 +289,7 @@ pub fn streamed_validation(config: &TrainerConfig, stream: &CsvStream) -> Result
 
 /// The provenance of a streamed run. Its `data_sha256` is the SHA-256 of the file's bytes: the
 /// values-only hash of an in-memory dataset would need the whole table, or two more passes.
-pub(crate) fn stream_provenance(cfg: &TrainerConfig, stream: &CsvStream) -> Result<Provenance> {
+pub(crate) fn stream_provenance(cfg: &TrainerConfig, stream: &TableStream) -> Result<Provenance> {
     let path = stream.path().display().to_string();
     let io = |source| Error::Io { path: path.clone(), source };
     let mut file = std::fs::File::open(stream.path()).map_err(io)?;

@@ -10,7 +10,7 @@
 //! end: restore the best weights -> test set -> diagnosis
 //! ```
 //!
-//! The batches come from a table in memory ([`Trainer::fit`]) or from a CSV file streamed a
+//! The batches come from a table in memory ([`Trainer::fit`]) or from a CSV or Parquet file streamed a
 //! window of blocks at a time ([`Trainer::fit_stream`]); `source.rs` holds what differs, so the
 //! loop below, its checkpoints and resume are one code path for both.
 //!
@@ -165,7 +165,7 @@ impl Trainer {
         self.fit_input(model, Input::Memory(data))
     }
 
-    /// Trains `model` on a CSV file streamed a window of blocks at a time, with memory bounded
+    /// Trains `model` on a CSV or Parquet file streamed a window of blocks at a time, with memory bounded
     /// by [`StreamingData::memory_budget`] whatever the file's size. Checkpoints and exact
     /// resume work as for [`Trainer::fit`]; the validation split is a seeded hash of the row
     /// number and is not stratified (see [`tensile_data::StreamSplit`]).

@@ -1,17 +1,18 @@
-//! Training on a streamed CSV file: it learns, it resumes exactly after SIGKILL at arbitrary
-//! moments, and its checkpoints refuse other data.
+//! Training on a streamed CSV or Parquet file: it learns, it resumes exactly after SIGKILL at
+//! arbitrary moments, and its checkpoints refuse other data.
 //!
 //! The killed runs are child processes: this test binary re-runs itself with
 //! `TENSILE_STREAM_CHILD_DIR` set, which makes `stream_child` train into that directory from the
-//! `digits.csv` written there.
+//! `digits.csv` or `digits.parquet` written there.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tensile_data::{CsvOptions, CsvStream};
+use tensile_data::{CsvOptions, TableStream};
 use tensile_nn::optim::AdamConfig;
 use tensile_nn::schedule::{Schedule, ScheduleConfig};
 use tensile_nn::weights;
@@ -37,6 +38,28 @@ fn write_digits_csv(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// The built-in digits as a Parquet file in row groups of 500 rows (not a multiple of the
+/// blocks, so blocks straddle row groups): 64 float columns `p0..p63` and an integer `digit`.
+fn write_digits_parquet(path: &Path) -> PathBuf {
+    use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch};
+    let ds = tensile_data::digits();
+    let mut columns: Vec<(String, ArrayRef)> = (0..64)
+        .map(|j| {
+            let values: Vec<f32> = (0..ds.len()).map(|i| ds.row(i)[j]).collect();
+            (format!("p{j}"), Arc::new(Float32Array::from(values)) as ArrayRef)
+        })
+        .collect();
+    let labels: Vec<i64> = ds.labels().unwrap().iter().map(|&l| i64::from(l)).collect();
+    columns.push(("digit".into(), Arc::new(Int64Array::from(labels))));
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(500)).build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), Some(props))
+        .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    path.to_path_buf()
+}
+
 fn config() -> TrainerConfig {
     TrainerConfig {
         epochs: 4,
@@ -49,16 +72,21 @@ fn config() -> TrainerConfig {
     }
 }
 
-fn scan(csv: &Path) -> CsvStream {
-    CsvStream::scan(csv, "digit", &CsvOptions::default(), BLOCK_ROWS).unwrap()
+fn scan(csv: &Path) -> TableStream {
+    TableStream::scan(csv, "digit", &CsvOptions::default(), BLOCK_ROWS).unwrap()
 }
 
-/// Trains (resuming from whatever is in `dir`) on `dir/digits.csv` and saves the final weights
-/// as `final.safetensors`.
+/// Trains (resuming from whatever is in `dir`) on `dir/digits.parquet` if there is one, else on
+/// `dir/digits.csv`, and saves the final weights as `final.safetensors`.
 fn train_into(dir: &Path) {
     let cfg = config();
     let mut model = common::mlp(64, 0.2, &mut cfg.init_rng());
-    let stream = scan(&dir.join("digits.csv"));
+    let parquet = dir.join("digits.parquet");
+    let stream = if parquet.exists() {
+        TableStream::scan_parquet(&parquet, "digit", &CsvOptions::default(), BLOCK_ROWS).unwrap()
+    } else {
+        scan(&dir.join("digits.csv"))
+    };
     let data = StreamingData { train: &stream, validation: None, test: None, memory_budget: BUDGET };
     let mut trainer = Trainer::new(cfg).unwrap().run_dir(dir).resume(true);
     trainer.fit_stream(&mut model, &data).unwrap();
@@ -82,15 +110,16 @@ fn spawn_child(dir: &Path) -> std::process::Child {
         .unwrap()
 }
 
-#[test]
-fn a_streamed_run_killed_and_resumed_ends_bit_identical_to_an_uninterrupted_one() {
-    let reference = common::temp_dir("stream-ref");
-    write_digits_csv(&reference.join("digits.csv"));
+/// Trains on the file `write` puts in a folder uninterrupted (twice, to check it is
+/// deterministic), then killed at several moments and resumed, and compares the final weights.
+fn killed_and_resumed_ends_bit_identical(tag: &str, write: fn(&Path) -> PathBuf) {
+    let reference = common::temp_dir(&format!("{tag}-ref"));
+    write(&reference);
     assert!(spawn_child(&reference).wait().unwrap().success());
     let full = std::fs::read(reference.join("final.safetensors")).unwrap();
     let full_time = {
-        let again = common::temp_dir("stream-timing");
-        write_digits_csv(&again.join("digits.csv"));
+        let again = common::temp_dir(&format!("{tag}-timing"));
+        write(&again);
         let t = Instant::now();
         assert!(spawn_child(&again).wait().unwrap().success());
         let same = std::fs::read(again.join("final.safetensors")).unwrap();
@@ -99,8 +128,8 @@ fn a_streamed_run_killed_and_resumed_ends_bit_identical_to_an_uninterrupted_one(
         t.elapsed()
     };
 
-    let killed = common::temp_dir("stream-killed");
-    write_digits_csv(&killed.join("digits.csv"));
+    let killed = common::temp_dir(&format!("{tag}-killed"));
+    write(&killed);
     let mut kills = 0;
     for fraction in [0.2, 0.35, 0.5, 0.6, 0.75, 0.9, 0.3, 0.45] {
         let mut child = spawn_child(&killed);
@@ -124,6 +153,16 @@ fn a_streamed_run_killed_and_resumed_ends_bit_identical_to_an_uninterrupted_one(
     for d in [reference, killed] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+#[test]
+fn a_streamed_run_killed_and_resumed_ends_bit_identical_to_an_uninterrupted_one() {
+    killed_and_resumed_ends_bit_identical("stream", |d| write_digits_csv(&d.join("digits.csv")));
+}
+
+#[test]
+fn a_streamed_parquet_run_killed_and_resumed_ends_bit_identical_to_an_uninterrupted_one() {
+    killed_and_resumed_ends_bit_identical("stream-parquet", |d| write_digits_parquet(&d.join("digits.parquet")));
 }
 
 #[test]
@@ -178,7 +217,7 @@ fn a_streamed_regression_trains_on_a_scaled_target_and_reports_in_its_units() {
     }
     let csv = dir.join("linear.csv");
     std::fs::write(&csv, text).unwrap();
-    let stream = CsvStream::scan(&csv, "y", &CsvOptions::default(), BLOCK_ROWS).unwrap();
+    let stream = TableStream::scan(&csv, "y", &CsvOptions::default(), BLOCK_ROWS).unwrap();
     assert_eq!(stream.n_classes(), None);
     let optimizer = OptimizerConfig::Adam(AdamConfig { lr: 0.05, ..Default::default() });
     let cfg = TrainerConfig { epochs: 15, batch_size: 32, optimizer, seed: 2, ..Default::default() };

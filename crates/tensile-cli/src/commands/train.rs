@@ -198,6 +198,7 @@ pub fn run(args: &Args) -> Result<()> {
     let mut model =
         crate::artifacts::build_model(&spec, &input_shape, embedding.as_deref(), &mut cfg.training.init_rng())
             .context("cannot build the model")?;
+    let fresh_dir = out.as_ref().filter(|dir| !dir.exists()).cloned();
     if let Some(dir) = &out {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the run directory {}", dir.display()))?;
         let text = toml::to_string(&*cfg).context("internal: the resolved config serializes")?;
@@ -246,11 +247,26 @@ pub fn run(args: &Args) -> Result<()> {
         trainer = trainer.callback(JsonLines);
     }
     let (validation, test) = (run_data.validation.as_ref(), run_data.test.as_ref());
-    let result = match train {
-        TrainTable::Memory(train) => trainer.fit(&mut model, &TrainingData { train, validation, test })?,
+    let fitted = match train {
+        TrainTable::Memory(train) => trainer.fit(&mut model, &TrainingData { train, validation, test }),
         TrainTable::Stream { stream, budget, .. } => {
             let data = StreamingData { train: stream, validation, test, memory_budget: *budget };
-            trainer.fit_stream(&mut model, &data)?
+            trainer.fit_stream(&mut model, &data)
+        }
+    };
+    let result = match fitted {
+        Ok(result) => result,
+        Err(e) => {
+            // A streamed file's cells are only checked once training starts, after the run
+            // directory was made: a run that wrote nothing but its config leaves no directory
+            // behind, as one refused before it would.
+            if let Some(dir) = &fresh_dir
+                && std::fs::read_dir(dir)
+                    .is_ok_and(|mut es| es.all(|e| e.is_ok_and(|e| e.file_name() == "config.toml")))
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.into());
         }
     };
 
