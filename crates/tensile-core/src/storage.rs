@@ -7,7 +7,7 @@
 
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp, Window2d};
+use crate::ops::{BinaryOp, CmpOp, Conv2dSpec, ReduceOp, UnaryOp, Window2d};
 use crate::shape::{Layout, Shape};
 
 /// Host memory holding a tensor's elements.
@@ -70,6 +70,33 @@ pub(crate) trait BackendStorage: Sized {
     fn unfold2d(&self, layout: &Layout, win: &Window2d) -> Result<Self>;
     /// col2im: the adjoint of `unfold2d`, summing the contiguous columns `self` into `shape`.
     fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self>;
+    /// `x [B, C, H, W]`, weight `[O, C/G, KH, KW]`, bias `[O]` -> `[B, O, OH, OW]`.
+    fn conv2d(
+        &self,
+        l: &Layout,
+        w: &Self,
+        wl: &Layout,
+        bias: Option<(&Self, &Layout)>,
+        spec: &Conv2dSpec,
+    ) -> Result<Self>;
+    /// The gradients of `conv2d` with respect to `[x, weight, bias]` that `need` asks for, given
+    /// the output gradient `g`.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn conv2d_backward(
+        &self,
+        l: &Layout,
+        w: &Self,
+        wl: &Layout,
+        g: &Self,
+        gl: &Layout,
+        spec: &Conv2dSpec,
+        need: [bool; 3],
+    ) -> Result<(Option<Self>, Option<Self>, Option<Self>)>;
+    /// Max pooling of `[B, C, H, W]`: the values and (u32) the index within its `H·W` plane of
+    /// each window's first maximum, both `[B, C, OH, OW]`.
+    fn max_pool2d(&self, layout: &Layout, win: &Window2d) -> Result<(Self, Self)>;
+    /// The output gradient `self` added into zeros of `shape` at the indices of `max_pool2d`.
+    fn max_pool2d_backward(&self, layout: &Layout, argmax: &Self, shape: &Shape) -> Result<Self>;
 }
 
 impl Storage {
@@ -150,5 +177,35 @@ impl BackendStorage for Storage {
     }
     fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().fold2d(shape, win)?))
+    }
+    fn conv2d(
+        &self,
+        l: &Layout,
+        w: &Self,
+        wl: &Layout,
+        bias: Option<(&Self, &Layout)>,
+        spec: &Conv2dSpec,
+    ) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().conv2d(l, w.cpu(), wl, bias.map(|(b, bl)| (b.cpu(), bl)), spec)?))
+    }
+    fn conv2d_backward(
+        &self,
+        l: &Layout,
+        w: &Self,
+        wl: &Layout,
+        g: &Self,
+        gl: &Layout,
+        spec: &Conv2dSpec,
+        need: [bool; 3],
+    ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
+        let (dx, dw, db) = self.cpu().conv2d_backward(l, w.cpu(), wl, g.cpu(), gl, spec, need)?;
+        Ok((dx.map(Storage::Cpu), dw.map(Storage::Cpu), db.map(Storage::Cpu)))
+    }
+    fn max_pool2d(&self, layout: &Layout, win: &Window2d) -> Result<(Self, Self)> {
+        let (values, argmax) = self.cpu().max_pool2d(layout, win)?;
+        Ok((Storage::Cpu(values), Storage::Cpu(argmax)))
+    }
+    fn max_pool2d_backward(&self, layout: &Layout, argmax: &Self, shape: &Shape) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().max_pool2d_backward(layout, argmax.cpu(), shape)?))
     }
 }

@@ -405,3 +405,100 @@ fn backward_twice_on_one_graph_is_an_error_not_silently_empty() {
     let err = loss.backward().err().expect("second backward must fail");
     assert!(err.to_string().contains("already used"), "{err}");
 }
+
+// ---- convolution and pooling ---------------------------------------------------------------------
+
+/// x shape, weight shape, stride, padding, dilation, groups.
+type ConvCase = ([usize; 4], [usize; 4], (usize, usize), (usize, usize), (usize, usize), usize);
+
+/// Overlapping windows that stick out of the input on every side, with ties: each output is the
+/// window's maximum, and the gradient goes to the first maximum in row-major window order
+/// (PyTorch's rule), summed where one pixel is the first maximum of several windows.
+#[test]
+fn max_pool_with_padding_stride_and_ties_sends_the_gradient_to_the_first_maximum() {
+    let x = f32s(&[1., 5., 5., 2., 5., 0., 7., 7., 3., 3., 7., -1.], (1, 1, 3, 4)).requires_grad();
+    // Kernel 2x2, stride (1, 2), padding 1: output 4x3; row windows {0}, {0,1}, {1,2}, {2};
+    // column windows {0}, {1,2}, {3}.
+    let y = x.max_pool2d((2, 2), (1, 2), (1, 1)).unwrap();
+    assert_eq!(vals(&y, &[1, 1, 4, 3]), [1., 5., 2., 5., 7., 7., 5., 7., 7., 3., 7., -1.]);
+    let w = Tensor::arange(12, DType::F32).add_scalar(1.0).unwrap().reshape((1, 1, 4, 3)).unwrap();
+    let grads = y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+    // (1, 2) is the first 7 of two windows that also hold the 7 at (2, 2); (1, 0) and (1, 3)
+    // are the maxima of two windows each.
+    let want = [1., 2., 0., 3., 11., 0., 13., 15., 10., 0., 11., 12.];
+    assert_eq!(vals(grads.get(&x).unwrap(), &[1, 1, 3, 4]), want);
+}
+
+#[test]
+fn max_pool_propagates_nan_and_pools_strided_views() {
+    let x = f32s(&[1., f32::NAN, 3., 2., -4., -5.], (1, 1, 6));
+    let y = vals(&x.max_pool1d(2, 2, 0).unwrap(), &[1, 1, 3]);
+    assert!(y[0].is_nan());
+    assert_eq!(y[1..], [3., -4.]);
+    // A transposed (non-contiguous) input pools like its contiguous copy.
+    let t = iota(&[1, 2, 4, 3]).transpose(2, 3).unwrap();
+    let (a, b) = (
+        t.max_pool2d((2, 2), (2, 2), (0, 0)).unwrap(),
+        t.contiguous().unwrap().max_pool2d((2, 2), (2, 2), (0, 0)).unwrap(),
+    );
+    assert_eq!(vals(&a, &[1, 2, 1, 2]), vals(&b, &[1, 2, 1, 2]));
+    assert_eq!(vals(&a, &[1, 2, 1, 2]), [4., 10., 16., 22.]);
+}
+
+/// `conv2d` against the unfold formulation written out here (im2col, grouped batched matmul,
+/// broadcast bias), on random inputs over groups, stride, padding, dilation, 1x1 kernels and a
+/// batch large enough for the parallel paths.
+#[test]
+fn conv2d_matches_the_unfold_formulation() {
+    let mut rng = tensile_core::Rng::seed(11);
+    let cases: [ConvCase; 6] = [
+        ([2, 3, 7, 6], [4, 3, 3, 3], (1, 1), (0, 0), (1, 1), 1),
+        ([3, 4, 9, 8], [6, 2, 3, 2], (2, 1), (1, 2), (2, 1), 2),
+        ([1, 6, 8, 8], [6, 1, 3, 3], (1, 2), (2, 1), (1, 2), 6),
+        ([2, 4, 5, 5], [8, 4, 1, 1], (1, 1), (0, 0), (1, 1), 1),
+        ([2, 4, 5, 5], [8, 2, 1, 1], (2, 2), (1, 1), (1, 1), 2),
+        ([20, 8, 12, 12], [16, 8, 3, 3], (1, 1), (1, 1), (1, 1), 1),
+    ];
+    for (xs, ws, stride, padding, dilation, groups) in cases {
+        let x = Tensor::randn(xs.to_vec(), 0.0, 1.0, DType::F32, &mut rng);
+        let w = Tensor::randn(ws.to_vec(), 0.0, 1.0, DType::F32, &mut rng);
+        let b = Tensor::randn(ws[0], 0.0, 1.0, DType::F32, &mut rng);
+        let win = tensile_core::ops::Window2d { kernel: (ws[2], ws[3]), stride, padding, dilation, pad_value: 0.0 };
+        let (oh, ow) = win.output_size(xs[2], xs[3]).unwrap();
+        let k = ws[1] * ws[2] * ws[3];
+        let cols = x.unfold2d(&win).unwrap().reshape([xs[0], groups, k, oh * ow]).unwrap();
+        let wm = w.reshape([groups, ws[0] / groups, k]).unwrap();
+        let want = wm.matmul(&cols).unwrap().reshape([xs[0], ws[0], oh, ow]).unwrap();
+        for bias in [None, Some(&b)] {
+            let want = match bias {
+                Some(b) => want.add(&b.reshape([1, ws[0], 1, 1]).unwrap()).unwrap(),
+                None => want.clone(),
+            };
+            let got = x.conv2d(&w, bias, stride, padding, dilation, groups).unwrap();
+            let label = format!("x {xs:?} w {ws:?} stride {stride:?} padding {padding:?} dilation {dilation:?}");
+            assert_eq!(got.dims(), want.dims(), "{label}");
+            assert_close(&got.to_f64_vec().unwrap(), &want.to_f64_vec().unwrap(), 1e-4);
+        }
+    }
+}
+
+#[test]
+fn conv2d_argument_errors_name_the_problem() {
+    let x = Tensor::zeros((1, 2, 5, 5), DType::F32);
+    let w = Tensor::zeros((4, 2, 3, 3), DType::F32);
+    let err = |r: tensile_core::Result<Tensor>| r.unwrap_err().to_string();
+    let bad_bias = err(x.conv2d(&w, Some(&Tensor::zeros(3, DType::F32)), (1, 1), (0, 0), (1, 1), 1));
+    assert!(bad_bias.contains("bias must have shape [4], found [3]"), "{bad_bias}");
+    let f64_bias = err(x.conv2d(&w, Some(&Tensor::zeros(4, DType::F64)), (1, 1), (0, 0), (1, 1), 1));
+    assert!(f64_bias.contains("bias has dtype F64 but the input has F32"), "{f64_bias}");
+    let f64_weight = err(x.conv2d(&w.to_dtype(DType::F64).unwrap(), None, (1, 1), (0, 0), (1, 1), 1));
+    assert!(f64_weight.contains("weight has dtype F64"), "{f64_weight}");
+    let groups = err(x.conv2d(&w, None, (1, 1), (0, 0), (1, 1), 3));
+    assert!(groups.contains("do not fit 3 groups"), "{groups}");
+    let small = err(x.conv2d(&Tensor::zeros((4, 2, 7, 3), DType::F32), None, (1, 1), (0, 0), (1, 1), 1));
+    assert!(small.contains("height: input size 5 with padding 0 is smaller than the kernel span 7"), "{small}");
+    let pool = err(x.max_pool2d((2, 2), (2, 2), (2, 0)));
+    assert!(pool.contains("must be at most half the kernel"), "{pool}");
+    let ints = err(Tensor::zeros((1, 1, 2, 2), DType::U32).max_pool2d((2, 2), (2, 2), (0, 0)));
+    assert!(ints.contains("max_pool2d"), "{ints}");
+}

@@ -676,3 +676,113 @@ fn backward_of_a_tensor_that_needs_no_grad_is_an_error() {
     let i = idx(vec![1, 2], 2).requires_grad();
     assert!(!i.tracks_grad());
 }
+
+// ---- convolution and pooling ------------------------------------------------------------------------
+
+/// x shape, weight shape, stride, padding, dilation, groups, bias.
+type ConvCase = ([usize; 4], [usize; 4], (usize, usize), (usize, usize), (usize, usize), usize, bool);
+
+#[test]
+fn conv2d_gradients_across_groups_stride_padding_and_dilation() {
+    let mut rng = Rng::seed(21);
+    // The last cases: 1x1 kernels (read without im2col when stride 1 and no padding), and a
+    // batch of 9, cut into several backward chunks.
+    let cases: [ConvCase; 6] = [
+        ([2, 2, 5, 5], [3, 2, 3, 3], (1, 1), (0, 0), (1, 1), 1, true),
+        ([2, 4, 6, 5], [4, 2, 2, 3], (2, 1), (1, 2), (1, 2), 2, true),
+        ([1, 3, 7, 6], [6, 1, 3, 2], (2, 3), (1, 0), (2, 1), 3, false),
+        ([2, 3, 4, 3], [2, 3, 1, 1], (1, 1), (0, 0), (1, 1), 1, true),
+        ([2, 2, 4, 4], [4, 1, 1, 1], (2, 1), (1, 0), (1, 1), 2, true),
+        ([9, 1, 4, 4], [2, 1, 2, 2], (1, 1), (0, 0), (1, 1), 1, true),
+    ];
+    for (xs, ws, stride, padding, dilation, groups, bias) in cases {
+        let mut inputs = vec![values(&xs, Domain::Any, &mut rng), values(&ws, Domain::Any, &mut rng)];
+        if bias {
+            inputs.push(values(&[ws[0]], Domain::Any, &mut rng));
+        }
+        check(|t| t[0].conv2d(&t[1], t.get(2), stride, padding, dilation, groups), inputs.clone());
+        // The input and the weight as non-contiguous views.
+        check(
+            |t| {
+                let x = t[0].permute(&[0, 1, 3, 2])?.transpose(2, 3)?;
+                x.conv2d(&t[1].transpose(2, 3)?.transpose(2, 3)?, t.get(2), stride, padding, dilation, groups)
+            },
+            inputs,
+        );
+    }
+}
+
+#[test]
+fn conv1d_gradients() {
+    let mut rng = Rng::seed(22);
+    let inputs = vec![
+        values(&[2, 4, 9], Domain::Any, &mut rng),
+        values(&[6, 2, 3], Domain::Any, &mut rng),
+        values(&[6], Domain::Any, &mut rng),
+    ];
+    check(|t| t[0].conv1d(&t[1], Some(&t[2]), 2, 1, 2, 2), inputs);
+}
+
+/// Inputs drawn at random have no ties, so the finite differences stay inside one window's
+/// maximum; overlapping windows (stride below the kernel) add several gradients into a pixel.
+#[test]
+fn max_pool_gradients_with_padding_stride_and_overlap() {
+    let mut rng = Rng::seed(23);
+    for (kernel, stride, padding) in
+        [((2, 2), (2, 2), (0, 0)), ((3, 2), (1, 2), (1, 1)), ((3, 3), (2, 1), (1, 0)), ((2, 3), (3, 3), (1, 1))]
+    {
+        let x = values(&[2, 3, 7, 6], Domain::Any, &mut rng);
+        check(|t| t[0].max_pool2d(kernel, stride, padding), vec![x.clone()]);
+        check(|t| t[0].transpose(2, 3)?.max_pool2d(kernel, stride, padding), vec![x]);
+    }
+    check(|t| t[0].max_pool1d(3, 2, 1), vec![values(&[2, 3, 10], Domain::Any, &mut rng)]);
+    check(|t| t[0].avg_pool2d((3, 2), (2, 1), (1, 1)), vec![values(&[2, 2, 5, 4], Domain::Any, &mut rng)]);
+}
+
+/// At W2-like sizes in f32, the gradients of `conv2d` and of max pooling equal those of the
+/// unfold formulation (unfold, grouped matmul, broadcast bias; unfold with -inf, argmax, gather)
+/// computed here.
+#[test]
+fn conv_and_pool_gradients_match_the_unfold_formulation() {
+    let mut rng = Rng::seed(24);
+    let x = Tensor::randn((12, 4, 10, 10), 0.0, 1.0, DType::F32, &mut rng);
+    let w = Tensor::randn((8, 2, 3, 3), 0.0, 1.0, DType::F32, &mut rng);
+    let b = Tensor::randn(8, 0.0, 1.0, DType::F32, &mut rng);
+    let weights = Tensor::randn((12, 8, 5, 5), 0.0, 1.0, DType::F32, &mut rng);
+    let (stride, padding, dilation, groups) = ((1, 1), (1, 1), (1, 1), 2);
+    let pool = |y: &Tensor, unfold: bool| -> Result<Tensor> {
+        if !unfold {
+            return y.max_pool2d((3, 3), (2, 2), (1, 1));
+        }
+        let win = tensile_core::ops::Window2d {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+            dilation: (1, 1),
+            pad_value: f64::NEG_INFINITY,
+        };
+        let cols = y.unfold2d(&win)?;
+        cols.gather(&cols.argmax(2, true)?, 2)?.reshape((12, 8, 5, 5))
+    };
+    let run = |unfold: bool| -> Vec<Vec<f64>> {
+        let (x, w, b) = (x.requires_grad(), w.requires_grad(), b.requires_grad());
+        let y = if unfold {
+            let win = tensile_core::ops::Window2d { kernel: (3, 3), stride, padding, dilation, pad_value: 0.0 };
+            let cols = x.unfold2d(&win).unwrap().reshape((12, groups, 18, 100)).unwrap();
+            let y = w.reshape((groups, 4, 18)).unwrap().matmul(&cols).unwrap().reshape((12, 8, 10, 10)).unwrap();
+            y.add(&b.reshape((1, 8, 1, 1)).unwrap()).unwrap()
+        } else {
+            x.conv2d(&w, Some(&b), stride, padding, dilation, groups).unwrap()
+        };
+        let y = pool(&y.relu().unwrap(), unfold).unwrap();
+        let grads = y.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+        [&x, &w, &b].map(|t| grads.get(t).unwrap().to_f64_vec().unwrap()).to_vec()
+    };
+    let (direct, reference) = (run(false), run(true));
+    for (name, (d, r)) in ["x", "weight", "bias"].iter().zip(direct.iter().zip(&reference)) {
+        assert_eq!(d.len(), r.len());
+        for (i, (a, e)) in d.iter().zip(r).enumerate() {
+            assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "{name} element {i}: {a} vs {e}");
+        }
+    }
+}

@@ -6,11 +6,13 @@
 //! inside the input is computed once, so the inner loop is a plain copy (stride 1) or a strided
 //! read, with no per-element bounds test.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::PAR_MIN;
 use crate::dtype::Float;
-use crate::ops::Window2d;
+use crate::ops::{Conv2dSpec, Window2d};
 
 struct Geometry {
     planes: usize,
@@ -137,6 +139,343 @@ pub(crate) fn fold2d<T: Float>(cols: &[T], dims: &[usize], win: &Window2d) -> Ve
     out
 }
 
+// ---- convolution ---------------------------------------------------------------------------------
+
+/// The sizes of one convolution: `x [B, C, H, W]`, weight `[O, CG, KH, KW]` with `CG = C / G`,
+/// output `[B, O, OH, OW]`; `kk = CG·KH·KW` rows of columns per group, `l = OH·OW` columns.
+struct ConvDims {
+    b: usize,
+    c: usize,
+    o: usize,
+    og: usize,
+    groups: usize,
+    kk: usize,
+    l: usize,
+    g: Geometry,
+}
+
+impl ConvDims {
+    fn new(xd: &[usize], wd: &[usize], spec: &Conv2dSpec) -> ConvDims {
+        let g = geometry(&[1, 1, xd[2], xd[3]], &spec.win);
+        let (o, groups) = (wd[0], spec.groups);
+        ConvDims { b: xd[0], c: xd[1], o, og: o / groups, groups, kk: wd[1] * wd[2] * wd[3], l: g.oh * g.ow, g }
+    }
+    /// Channels per group.
+    fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    /// A 1×1 kernel with stride 1 and no padding: the input planes are the columns, no copy.
+    fn direct(&self, win: &Window2d) -> bool {
+        win.kernel == (1, 1) && win.stride == (1, 1) && win.padding == (0, 0)
+    }
+    /// The columns of group `gi` of one sample `xs [C, H, W]`: `[CG·KH·KW, OH·OW]`, in `cols`
+    /// unless the input itself is the columns. Padding positions are never written: `cols`
+    /// starts as zeros and every sample leaves the same positions untouched.
+    fn columns<'a, T: Float>(&self, xs: &'a [T], gi: usize, win: &Window2d, cols: &'a mut [T]) -> &'a [T] {
+        let (cg, hw) = (self.cg(), self.g.h * self.g.w);
+        let planes = &xs[gi * cg * hw..(gi + 1) * cg * hw];
+        if self.direct(win) {
+            return planes;
+        }
+        let (kh, kw) = win.kernel;
+        let l = self.l;
+        for (ci, plane) in planes.chunks_exact(hw).enumerate() {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = (ci * kh + ki) * kw + kj;
+                    fill_row(plane, &self.g, win, ki, kj, &mut cols[row * l..(row + 1) * l]);
+                }
+            }
+        }
+        cols
+    }
+    fn scratch<T: Float>(&self, win: &Window2d) -> Vec<T> {
+        if self.direct(win) { Vec::new() } else { vec![T::ZERO; self.kk * self.l] }
+    }
+}
+
+/// `dst (m×n, row stride dst_rs) = a (m×k) @ b (k×n)`, or `dst += a @ b` when `accumulate`;
+/// operands are given as `(pointer, row stride, column stride)`.
+///
+/// # Safety
+///
+/// The strided regions must lie inside live buffers, and no other thread may touch `dst`'s.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: Float>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    a: (*const T, usize, usize),
+    b: (*const T, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.0,
+            a.2 as isize,
+            a.1 as isize,
+            b.0,
+            b.2 as isize,
+            b.1 as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Multiply-adds below which a convolution runs on the calling thread.
+const CONV_PAR_FLOPS: usize = 1 << 18;
+
+/// The gemm parallelism of one product when the batch has a single sample (the batch loop is
+/// then sequential, and gemm's own threads split the product without splitting its sums).
+fn inner_parallelism(d: &ConvDims) -> gemm::Parallelism {
+    let threads = crate::threads::current();
+    if d.b == 1 && threads > 1 && d.o * d.l * d.kk >= CONV_PAR_FLOPS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// Whether the batch loop runs on the pool.
+fn batch_parallel(d: &ConvDims) -> bool {
+    d.b > 1 && crate::threads::current() > 1 && d.b * d.o * d.l * d.kk >= CONV_PAR_FLOPS
+}
+
+/// `x [B, C, H, W]`, `w [O, CG, KH, KW]`, `bias [O]` -> `y [B, O, OH, OW]`: per sample and
+/// group, im2col into a scratch buffer reused across the samples of a task, one GEMM straight
+/// into the output (`W_g [OG, CG·KH·KW] @ cols [CG·KH·KW, OH·OW]`), then the bias added while
+/// the sample's output is in cache. Samples run in parallel; each is computed alone, so the
+/// bits do not depend on the thread count.
+pub(crate) fn conv2d<T: Float>(
+    x: &[T],
+    xd: &[usize],
+    w: &[T],
+    wd: &[usize],
+    bias: Option<&[T]>,
+    spec: &Conv2dSpec,
+) -> Vec<T> {
+    let d = ConvDims::new(xd, wd, spec);
+    let win = &spec.win;
+    let (og, kk, l) = (d.og, d.kk, d.l);
+    let per = d.o * l;
+    let total = d.b * per;
+    let add_bias = |y: &mut [T]| {
+        if let Some(bias) = bias {
+            for (row, &bv) in y.chunks_exact_mut(l).zip(bias) {
+                row.iter_mut().for_each(|v| *v += bv);
+            }
+        }
+    };
+    if total == 0 || kk == 0 {
+        let mut y = vec![T::ZERO; total];
+        y.chunks_mut(per.max(1)).for_each(add_bias);
+        return y;
+    }
+    let chw = d.c * d.g.h * d.g.w;
+    let inner = inner_parallelism(&d);
+    let one = |cols: &mut Vec<T>, bi: usize, y: &mut [MaybeUninit<T>]| {
+        let xs = &x[bi * chw..(bi + 1) * chw];
+        let y = y.as_mut_ptr().cast::<T>();
+        for gi in 0..d.groups {
+            let rhs = d.columns(xs, gi, win, cols);
+            // SAFETY: W_g is OG×KK at `gi·OG·KK` in `w` ([O, KK]); the columns are KK×L; the
+            // destination is this sample's OG×L block of group `gi`, written only here and
+            // fully (gemm does not read it).
+            unsafe {
+                gemm_into(
+                    (og, l, kk),
+                    y.add(gi * og * l),
+                    l,
+                    false,
+                    (w.as_ptr().add(gi * og * kk), kk, 1),
+                    (rhs.as_ptr(), l, 1),
+                    inner,
+                )
+            };
+        }
+        // SAFETY: the GEMMs above initialized all O·L elements of this sample.
+        let y = unsafe { std::slice::from_raw_parts_mut(y, per) };
+        crate::simd::wide(
+            #[inline(always)]
+            || add_bias(y),
+        );
+    };
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    let spare = &mut out.spare_capacity_mut()[..total];
+    if batch_parallel(&d) {
+        spare.par_chunks_mut(per).enumerate().for_each_init(|| d.scratch(win), |cols, (bi, y)| one(cols, bi, y));
+    } else {
+        let mut cols = d.scratch(win);
+        spare.chunks_mut(per).enumerate().for_each(|(bi, y)| one(&mut cols, bi, y));
+    }
+    // SAFETY: every sample's block was written above.
+    unsafe { out.set_len(total) };
+    out
+}
+
+/// Samples per backward task: fixed by the batch size alone (at most 8 tasks), so the partial
+/// weight gradients, and the order they are summed in, do not depend on the thread count.
+fn backward_chunk(b: usize) -> usize {
+    b.div_ceil(8).max(1)
+}
+
+/// The gradients of `conv2d` that `need` (`[x, weight, bias]`) asks for, given `g [B, O, OH, OW]`:
+///
+/// - `dW_g = Σ_b G_bg @ cols_bgᵀ`, the columns recomputed from `x` rather than kept from the
+///   forward pass (`CG·KH·KW` times the input's memory, for an im2col that costs little next to
+///   the GEMM);
+/// - `dx_bg = col2im(W_gᵀ @ G_bg)`;
+/// - `dbias = Σ_b Σ_l G_b`.
+///
+/// The batch is cut into chunks of a size fixed by `B` alone; each chunk sums its samples' weight
+/// and bias gradients in order (the GEMM accumulating into its partial), and the partials are
+/// added in chunk order, so the bits do not depend on the thread count.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub(crate) fn conv2d_backward<T: Float>(
+    x: &[T],
+    xd: &[usize],
+    w: &[T],
+    wd: &[usize],
+    g: &[T],
+    spec: &Conv2dSpec,
+    need: [bool; 3],
+) -> (Option<Vec<T>>, Option<Vec<T>>, Option<Vec<T>>) {
+    let d = ConvDims::new(xd, wd, spec);
+    let win = &spec.win;
+    let (og, kk, l) = (d.og, d.kk, d.l);
+    let [need_x, need_w, need_b] = need;
+    let chw = d.c * d.g.h * d.g.w;
+    let per = d.o * l;
+    let chunk = backward_chunk(d.b);
+    let chunks = d.b.div_ceil(chunk);
+    let inner = inner_parallelism(&d);
+    let wn = d.o * kk;
+    let products = d.b * per * kk > 0;
+    // One chunk of samples: its partial weight and bias gradients; the input gradient of its
+    // samples goes into `dx` (this chunk's `[chunk, C, H, W]` slice, zeros on entry).
+    let task = |j: usize, dx: Option<&mut [T]>, scratch: &mut (Vec<T>, Vec<T>)| -> (Vec<T>, Vec<T>) {
+        let (cols, dcols) = scratch;
+        let samples = j * chunk..((j + 1) * chunk).min(d.b);
+        let mut dw: Vec<T> = Vec::new();
+        let mut db = vec![T::ZERO; if need_b { d.o } else { 0 }];
+        if need_w && products {
+            dw.reserve_exact(wn);
+        }
+        let mut dx = dx;
+        for (n, bi) in samples.enumerate() {
+            let xs = &x[bi * chw..(bi + 1) * chw];
+            let gb = &g[bi * per..(bi + 1) * per];
+            if need_b {
+                crate::simd::wide(
+                    #[inline(always)]
+                    || {
+                        for (s, row) in db.iter_mut().zip(gb.chunks_exact(l)) {
+                            *s += row.iter().copied().sum::<T>();
+                        }
+                    },
+                );
+            }
+            if !products {
+                continue;
+            }
+            for gi in 0..d.groups {
+                let gg = gb[gi * og * l..].as_ptr();
+                let wg = w[gi * og * kk..].as_ptr();
+                if need_w {
+                    let rhs = d.columns(xs, gi, win, cols);
+                    // SAFETY: G_bg is OG×L (row stride L) in `g`; colsᵀ is L×KK read with row
+                    // stride 1 and column stride L; the destination is this chunk's own partial,
+                    // OG×KK at `gi·OG·KK`, written fully by the first sample (not read) and
+                    // accumulated by the next ones.
+                    unsafe {
+                        gemm_into(
+                            (og, kk, l),
+                            dw.as_mut_ptr().add(gi * og * kk),
+                            kk,
+                            n > 0,
+                            (gg, l, 1),
+                            (rhs.as_ptr(), 1, l),
+                            inner,
+                        )
+                    };
+                }
+                if let Some(dx) = dx.as_deref_mut() {
+                    // SAFETY: W_gᵀ is KK×OG read with row stride 1 and column stride KK; G_bg
+                    // as above; `dcols` is this task's KK×L scratch.
+                    unsafe { gemm_into((kk, l, og), dcols.as_mut_ptr(), l, false, (wg, 1, kk), (gg, l, 1), inner) };
+                    let (cg, hw) = (d.cg(), d.g.h * d.g.w);
+                    let (kh, kw) = win.kernel;
+                    let base = (n * d.c + gi * cg) * hw;
+                    for (ci, plane) in dx[base..base + cg * hw].chunks_exact_mut(hw).enumerate() {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let row = (ci * kh + ki) * kw + kj;
+                                add_row(&dcols[row * l..(row + 1) * l], &d.g, win, ki, kj, plane);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if need_w && products {
+            // SAFETY: the first sample's GEMMs wrote all O·KK elements (every group's block).
+            unsafe { dw.set_len(wn) };
+        }
+        (dw, db)
+    };
+    let scratch = || {
+        let cols = if need_w { d.scratch(win) } else { Vec::new() };
+        let dcols = if need_x { vec![T::ZERO; kk * l] } else { Vec::new() };
+        (cols, dcols)
+    };
+    let mut dx = need_x.then(|| vec![T::ZERO; d.b * chw]);
+    let parallel = batch_parallel(&d) && chunks > 1;
+    // With no input elements (`C = 0`) there are no `dx` chunks to walk: walk the chunk indices.
+    let partials: Vec<(Vec<T>, Vec<T>)> = match (dx.as_mut().filter(|_| chw > 0), parallel) {
+        (Some(dx), true) => dx
+            .par_chunks_mut((chunk * chw).max(1))
+            .enumerate()
+            .map_init(scratch, |s, (j, dx)| task(j, Some(dx), s))
+            .collect(),
+        (None, true) => (0..chunks).into_par_iter().map_init(scratch, |s, j| task(j, None, s)).collect(),
+        (Some(dx), false) => {
+            let mut s = scratch();
+            dx.chunks_mut((chunk * chw).max(1)).enumerate().map(|(j, dx)| task(j, Some(dx), &mut s)).collect()
+        }
+        (None, false) => {
+            let mut s = scratch();
+            (0..chunks).map(|j| task(j, None, &mut s)).collect()
+        }
+    };
+    let sum = |pick: fn(&(Vec<T>, Vec<T>)) -> &Vec<T>, len: usize| -> Vec<T> {
+        let mut total = vec![T::ZERO; len];
+        for p in &partials {
+            let p = pick(p);
+            if !p.is_empty() {
+                total.iter_mut().zip(p).for_each(|(t, &v)| *t += v);
+            }
+        }
+        total
+    };
+    let dw = need_w.then(|| sum(|p| &p.0, wn));
+    let db = need_b.then(|| sum(|p| &p.1, d.o));
+    (dx, dw, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +544,30 @@ mod tests {
                 let folded = fold2d(&cols, &dims, &win);
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 (bits(&cols), bits(&folded))
+            })
+        };
+        let one = run(1);
+        assert_eq!(run(2), one);
+        assert_eq!(run(4), one);
+    }
+
+    /// Convolution forward and backward, above the parallel threshold and with a batch that
+    /// splits into several backward chunks, give the same bits on pools of 1, 2 and 4 threads.
+    #[test]
+    fn convolution_does_not_depend_on_the_thread_count() {
+        let (xd, wd) = ([10, 4, 16, 16], [16, 2, 3, 3]);
+        let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), pad_value: 0.0 };
+        let spec = Conv2dSpec { win, groups: 2 };
+        let d = ConvDims::new(&xd, &wd, &spec);
+        assert!(d.b * d.o * d.l * d.kk >= CONV_PAR_FLOPS && backward_chunk(d.b) < d.b);
+        let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        let (x, w, b) = (f32s(xd.iter().product(), 4), f32s(wd.iter().product(), 5), f32s(16, 6));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let y = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
+                let (dx, dw, db) = conv2d_backward(&x, &xd, &w, &wd, &y, &spec, [true, true, true]);
+                [y, dx.unwrap(), dw.unwrap(), db.unwrap()].map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
             })
         };
         let one = run(1);

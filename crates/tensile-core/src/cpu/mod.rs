@@ -10,15 +10,16 @@ mod conv;
 mod elementwise;
 mod index;
 mod matmul;
+mod pool;
 mod reduce;
 
 use rayon::prelude::*;
 
 pub(crate) use elementwise::gather_strided;
 
-use crate::dtype::{DType, WithDType};
+use crate::dtype::{DType, Float, WithDType};
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp, Window2d};
+use crate::ops::{BinaryOp, CmpOp, Conv2dSpec, ReduceOp, UnaryOp, Window2d};
 use crate::shape::{Layout, Shape};
 use crate::storage::{BackendStorage, CpuStorage, MatmulDims};
 
@@ -101,6 +102,42 @@ fn index_slice<'a>(op: &'static str, s: &'a CpuStorage) -> Result<&'a [u32]> {
         CpuStorage::U32(v) => Ok(v),
         other => Err(unsupported(op, other.dtype(), "u32 indices")),
     }
+}
+
+/// The elements of `layout` in `s`, which must hold `T` (the dtype of `op`'s first operand).
+fn typed<'a, T: WithDType>(op: &'static str, s: &'a CpuStorage, layout: &Layout) -> Result<std::borrow::Cow<'a, [T]>> {
+    let v = T::slice(s).ok_or(Error::DTypeMismatch { op, lhs: T::DTYPE, rhs: s.dtype() })?;
+    Ok(contiguous_cow(v, layout))
+}
+
+fn conv2d_typed<T: Float + WithDType>(
+    x: &[T],
+    l: &Layout,
+    w: &CpuStorage,
+    wl: &Layout,
+    bias: Option<(&CpuStorage, &Layout)>,
+    spec: &Conv2dSpec,
+) -> Result<Vec<T>> {
+    let w = typed::<T>("conv2d", w, wl)?;
+    let bias = bias.map(|(b, bl)| typed::<T>("conv2d", b, bl)).transpose()?;
+    Ok(conv::conv2d(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), bias.as_deref(), spec))
+}
+
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn conv2d_backward_typed<T: Float + WithDType>(
+    x: &[T],
+    l: &Layout,
+    w: &CpuStorage,
+    wl: &Layout,
+    g: &CpuStorage,
+    gl: &Layout,
+    spec: &Conv2dSpec,
+    need: [bool; 3],
+) -> Result<(Option<CpuStorage>, Option<CpuStorage>, Option<CpuStorage>)> {
+    let w = typed::<T>("conv2d backward", w, wl)?;
+    let g = typed::<T>("conv2d backward", g, gl)?;
+    let (dx, dw, db) = conv::conv2d_backward(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), &g, spec, need);
+    Ok((dx.map(T::wrap), dw.map(T::wrap), db.map(T::wrap)))
 }
 
 fn convert<S: WithDType, D: WithDType>(v: &[S], layout: &Layout) -> Vec<D> {
@@ -259,5 +296,57 @@ impl BackendStorage for CpuStorage {
 
     fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self> {
         Ok(float_map!(self, "fold2d", |v| conv::fold2d(v, shape.dims(), win)))
+    }
+
+    fn conv2d(
+        &self,
+        l: &Layout,
+        w: &Self,
+        wl: &Layout,
+        bias: Option<(&Self, &Layout)>,
+        spec: &Conv2dSpec,
+    ) -> Result<Self> {
+        Ok(float_map!(self, "conv2d", |v| conv2d_typed(v, l, w, wl, bias, spec)?))
+    }
+
+    fn conv2d_backward(
+        &self,
+        l: &Layout,
+        w: &Self,
+        wl: &Layout,
+        g: &Self,
+        gl: &Layout,
+        spec: &Conv2dSpec,
+        need: [bool; 3],
+    ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
+        match self {
+            CpuStorage::F32(v) => conv2d_backward_typed(v, l, w, wl, g, gl, spec, need),
+            CpuStorage::F64(v) => conv2d_backward_typed(v, l, w, wl, g, gl, spec, need),
+            other => Err(unsupported("conv2d backward", other.dtype(), "f32 or f64")),
+        }
+    }
+
+    fn max_pool2d(&self, layout: &Layout, win: &Window2d) -> Result<(Self, Self)> {
+        let (values, argmax) = match self {
+            CpuStorage::F32(v) => {
+                let (y, i) = pool::max_pool2d(&contiguous_cow(v, layout), layout.dims(), win);
+                (CpuStorage::F32(y), i)
+            }
+            CpuStorage::F64(v) => {
+                let (y, i) = pool::max_pool2d(&contiguous_cow(v, layout), layout.dims(), win);
+                (CpuStorage::F64(y), i)
+            }
+            other => return Err(unsupported("max_pool2d", other.dtype(), "f32 or f64")),
+        };
+        Ok((values, CpuStorage::U32(argmax)))
+    }
+
+    fn max_pool2d_backward(&self, layout: &Layout, argmax: &Self, shape: &Shape) -> Result<Self> {
+        let idx = index_slice("max_pool2d backward", argmax)?;
+        Ok(float_map!(self, "max_pool2d backward", |v| pool::max_pool2d_backward(
+            &contiguous_cow(v, layout),
+            idx,
+            shape.dims()
+        )))
     }
 }

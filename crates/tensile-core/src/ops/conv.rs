@@ -1,9 +1,16 @@
-//! Convolution and pooling, built on one primitive: `unfold2d` (im2col), which lays every
-//! receptive field out as a column. A convolution is then a (grouped, batched) matrix product
-//! of the weights with those columns, so it runs on the tuned GEMM; pooling is a max (by index,
-//! so the gradient goes to the first maximum as in PyTorch) or a mean over each column. The
-//! gradient of `unfold2d` is `fold` (col2im): each column element added back to the input pixel
-//! it came from. 1-D versions are the 2-D ones with a height of 1.
+//! Convolution and pooling. `conv2d` and `max_pool2d` are ops of their own with direct kernels
+//! (`cpu/conv.rs`, `cpu/pool.rs`); `unfold2d` (im2col), which lays every receptive field out as
+//! a column, stays a public primitive and is what average pooling (a mean over each column) is
+//! built from. 1-D versions are the 2-D ones with a height of 1.
+//!
+//! - `conv2d`: per sample and group, im2col into a reused scratch buffer and one GEMM straight
+//!   into the output; the gradient recomputes the columns and gives `dW = Σ_b G_b @ cols_bᵀ`,
+//!   `dx = col2im(Wᵀ @ G_b)`, `dbias = Σ G`. The earlier graph of unfold, reshape, batched
+//!   matmul and broadcast add built a `[B, C·KH·KW, OH·OW]` tensor per layer and step and walked
+//!   four ops backward (BENCHMARKS.md, "Convolution and pooling").
+//! - `max_pool2d`: each window's maximum and the index of its first maximum (PyTorch's rule:
+//!   the gradient goes to the first maximum), read in place; the gradient is scattered through
+//!   the saved indices.
 //!
 //! Shapes: `x [B, C, H, W]`, weight `[O, C/groups, KH, KW]`, output `[B, O, OH, OW]` with
 //! `OH = (H + 2·PH − DH·(KH − 1) − 1) / SH + 1` (likewise `OW`), as in PyTorch.
@@ -46,6 +53,42 @@ impl Window2d {
             one("width", w, self.kernel.1, self.stride.1, self.padding.1, self.dilation.1)?,
         ))
     }
+}
+
+/// A convolution's window and group count (the weight's shape gives the rest).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Conv2dSpec {
+    pub win: Window2d,
+    pub groups: usize,
+}
+
+/// `[x, weight, bias] -> [dx, dweight, dbias]`, each only when that input tracks gradients.
+pub(crate) fn conv2d_backward(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    g: &Tensor,
+    spec: &Conv2dSpec,
+) -> Result<Vec<Option<Tensor>>> {
+    let need = [x.tracks_grad(), w.tracks_grad(), b.is_some_and(|b| b.tracks_grad())];
+    let g = g.contiguous()?;
+    let (dx, dw, db) =
+        x.storage().conv2d_backward(x.layout(), &w.storage(), w.layout(), &g.storage(), g.layout(), spec, need)?;
+    let wrap = |s: Option<crate::storage::Storage>, like: &Tensor| {
+        s.map(|s| Tensor::from_storage(s, like.shape().clone(), like.device()))
+    };
+    let mut grads = vec![wrap(dx, x), wrap(dw, w)];
+    if let Some(b) = b {
+        grads.push(wrap(db, b));
+    }
+    Ok(grads)
+}
+
+/// `[x] -> [g scattered to the first maximum of each window]`.
+pub(crate) fn max_pool2d_backward(x: &Tensor, argmax: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let g = g.contiguous()?;
+    let storage = g.storage().max_pool2d_backward(g.layout(), &argmax.storage(), x.shape())?;
+    Ok(vec![Some(Tensor::from_storage(storage, x.shape().clone(), x.device()))])
 }
 
 /// `[x, g] -> [fold(g)]`.
@@ -98,21 +141,35 @@ impl Tensor {
                 ),
             );
         }
+        if let Some(bias) = bias
+            && bias.dims() != [o]
+        {
+            return invalid("conv2d", format!("bias must have shape [{o}], found {}", bias.shape()));
+        }
+        for (what, t) in [("weight", Some(weight)), ("bias", bias)] {
+            if let Some(t) = t
+                && t.dtype() != self.dtype()
+            {
+                return invalid(
+                    "conv2d",
+                    format!("{what} has dtype {:?} but the input has {:?}", t.dtype(), self.dtype()),
+                );
+            }
+        }
         let win = Window2d { kernel: (kh, kw), stride, padding, dilation, pad_value: 0.0 };
         let (oh, ow) = win.output_size(h, w)?;
-        // [B, C, K, L] -> [B, G, C/G·K, L]; weight [O, C/G, KH, KW] -> [G, O/G, C/G·K].
-        let cols = self.unfold2d(&win)?.reshape([b, groups, cg * kh * kw, oh * ow])?;
-        let wm = weight.reshape([groups, o / groups, cg * kh * kw])?;
-        let y = wm.matmul(&cols)?.reshape([b, o, oh, ow])?;
-        match bias {
-            Some(bias) => {
-                if bias.dims() != [o] {
-                    return invalid("conv2d", format!("bias must have shape [{o}], found {}", bias.shape()));
-                }
-                Ok(y.add(&bias.reshape([1, o, 1, 1])?)?)
-            }
-            None => Ok(y),
-        }
+        let spec = Conv2dSpec { win, groups };
+        let (x, weight) = (self.contiguous()?, weight.contiguous()?);
+        let bias = bias.map(|b| b.contiguous()).transpose()?;
+        let storage = {
+            let (xs, ws) = (x.storage(), weight.storage());
+            let bs = bias.as_ref().map(|b| b.storage());
+            let bias_arg = bias.as_ref().zip(bs.as_ref()).map(|(b, s)| (&**s, b.layout()));
+            xs.conv2d(x.layout(), &ws, weight.layout(), bias_arg, &spec)?
+        };
+        let out = Tensor::from_storage(storage, Shape::from([b, o, oh, ow]), self.device());
+        let inputs: Vec<&Tensor> = [Some(&x), Some(&weight), bias.as_ref()].into_iter().flatten().collect();
+        Ok(out.with_op(|| Op::Conv2d(x.clone(), weight.clone(), bias.clone(), spec), &inputs))
     }
 
     /// 1-D convolution. `x [B, C, L]`, `weight [O, C/groups, K]`, `bias [O]` -> `[B, O, OL]`.
@@ -146,18 +203,22 @@ impl Tensor {
         }
         let pad_value = if max { f64::NEG_INFINITY } else { 0.0 };
         let win = Window2d { kernel, stride, padding, dilation: (1, 1), pad_value };
-        let (oh, ow) = win.output_size(self.dims()[2], self.dims()[3])?;
-        let cols = self.unfold2d(&win)?;
-        let (b, c) = (self.dims()[0], self.dims()[1]);
-        let pooled = if max {
-            // By index, so the gradient reaches exactly the first maximum of each window.
-            let idx = cols.argmax(2, true)?;
-            cols.gather(&idx, 2)?
-        } else {
-            // Padding counts in the denominator (PyTorch's default count_include_pad=True).
-            cols.mean(2, true)?
-        };
-        pooled.reshape([b, c, oh, ow])
+        let (b, c, h, w) = (self.dims()[0], self.dims()[1], self.dims()[2], self.dims()[3]);
+        let (oh, ow) = win.output_size(h, w)?;
+        if max {
+            self.require_float(name)?;
+            if h.checked_mul(w).is_none_or(|n| n > u32::MAX as usize) {
+                return invalid(name, format!("a {h}x{w} plane has more elements than 32-bit indices reach"));
+            }
+            let x = self.contiguous()?;
+            let (values, argmax) = x.storage().max_pool2d(x.layout(), &win)?;
+            let shape = Shape::from([b, c, oh, ow]);
+            let out = Tensor::from_storage(values, shape.clone(), self.device());
+            let argmax = Tensor::from_storage(argmax, shape, self.device());
+            return Ok(out.with_op(|| Op::MaxPool2d(x.clone(), argmax), &[&x]));
+        }
+        // Padding counts in the denominator (PyTorch's default count_include_pad=True).
+        self.unfold2d(&win)?.mean(2, true)?.reshape([b, c, oh, ow])
     }
 
     /// Max pooling over `kernel` windows (PyTorch's `max_pool2d`; padding reads as -inf).

@@ -16,6 +16,7 @@ pub(crate) mod softmax;
 pub(crate) mod unary;
 
 pub use binary::{BinaryOp, CmpOp};
+pub(crate) use conv::Conv2dSpec;
 pub use conv::Window2d;
 pub use reduce::ReduceOp;
 pub use unary::UnaryOp;
@@ -44,6 +45,10 @@ pub(crate) enum Op {
     Where(Tensor, Tensor, Tensor),
     ToDType(Tensor),
     Unfold(Tensor, Window2d),
+    /// Input, weight, bias.
+    Conv2d(Tensor, Tensor, Option<Tensor>, Conv2dSpec),
+    /// Input and the u32 index, within its `H·W` plane, of each window's first maximum.
+    MaxPool2d(Tensor, Tensor),
 }
 
 impl Op {
@@ -59,7 +64,9 @@ impl Op {
             | Op::Narrow(a, _, _)
             | Op::Pad(a, _)
             | Op::ToDType(a)
-            | Op::Unfold(a, _) => vec![a],
+            | Op::Unfold(a, _)
+            | Op::MaxPool2d(a, _) => vec![a],
+            Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect(),
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => vec![a, i],
             Op::Where(m, a, b) => vec![m, a, b],
@@ -86,6 +93,8 @@ impl Op {
             Op::Where(m, a, b) => index::where_backward(m, a, b, g),
             Op::ToDType(x) => Ok(vec![Some(g.to_dtype(x.dtype())?)]),
             Op::Unfold(x, win) => conv::unfold_backward(x, g, win),
+            Op::Conv2d(x, w, b, spec) => conv::conv2d_backward(x, w, b.as_ref(), g, spec),
+            Op::MaxPool2d(x, argmax) => conv::max_pool2d_backward(x, argmax, g),
         }
     }
 }

@@ -1,0 +1,196 @@
+//! Max pooling read straight from the input planes: each window's maximum and the index (within
+//! its `H·W` plane) of the first maximum, which the backward pass scatters the gradient through.
+//!
+//! The earlier formulation unfolded the input with -inf padding into `[B, C, KH·KW, OH·OW]`
+//! columns and took an argmax and a gather over them: three passes over a buffer `KH·KW` times
+//! the output, where this reads every window in place once. Work is split over `(batch, channel)`
+//! planes; each plane's outputs (and, backward, its input gradient) are written by one task in a
+//! fixed order, so results do not depend on the thread count.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::PAR_MIN;
+use crate::dtype::Float;
+use crate::ops::Window2d;
+
+/// The rule of `argmax`: a strictly larger value or the first NaN replaces the best, so ties keep
+/// the first index (PyTorch's rule: the gradient goes to the first maximum) and a NaN stays.
+#[inline(always)]
+fn better<T: Float>(v: T, best: T) -> bool {
+    !best.is_nan() && (v.is_nan() || v > best)
+}
+
+/// The inputs `i` in `0..size` that window position `o` covers along one dimension:
+/// `o·stride − pad + k` for `k` in `0..kernel`, clipped to the input.
+#[inline(always)]
+fn span(o: usize, kernel: usize, stride: usize, pad: usize, size: usize) -> (usize, usize) {
+    let start = o * stride;
+    (start.saturating_sub(pad), (start + kernel).saturating_sub(pad).min(size))
+}
+
+/// Max pooling of one `H×W` plane into `OH×OW` values and indices.
+#[inline(always)]
+fn pool_plane<T: Float>(
+    plane: &[T],
+    (h, w, oh, ow): (usize, usize, usize, usize),
+    win: &Window2d,
+    out: &mut [MaybeUninit<T>],
+    idx: &mut [MaybeUninit<u32>],
+) {
+    let (kh, kw) = win.kernel;
+    let (sh, sw) = win.stride;
+    let (ph, pw) = win.padding;
+    for i in 0..oh {
+        let (h0, h1) = span(i, kh, sh, ph, h);
+        for j in 0..ow {
+            let (w0, w1) = span(j, kw, sw, pw, w);
+            // Every window holds at least one input element: the caller bounds the padding by
+            // half the kernel. Padding reads as -inf, so it never beats a real element; like
+            // PyTorch, an all -inf window points at its first real element.
+            let mut best_at = h0 * w + w0;
+            let mut best = plane[best_at];
+            for r in h0..h1 {
+                let row = &plane[r * w..r * w + w1];
+                for (c, &v) in row.iter().enumerate().skip(w0) {
+                    if better(v, best) {
+                        best = v;
+                        best_at = r * w + c;
+                    }
+                }
+            }
+            out[i * ow + j].write(best);
+            idx[i * ow + j].write(best_at as u32);
+        }
+    }
+}
+
+/// `[B, C, H, W] -> ([B, C, OH, OW], indices)`: each window's maximum and the index in its plane
+/// (`ih·W + iw`) of the first maximum. The caller checks that a plane has fewer than 2^32
+/// elements and that the padding is at most half the kernel.
+pub(crate) fn max_pool2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> (Vec<T>, Vec<u32>) {
+    let (planes, h, w) = (dims[0] * dims[1], dims[2], dims[3]);
+    let (oh, ow) = win.output_size(h, w).expect("internal: window checked by the caller");
+    let (plane_in, plane_out) = (h * w, oh * ow);
+    let total = planes * plane_out;
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    let mut idx: Vec<u32> = Vec::with_capacity(total);
+    if total > 0 {
+        let geometry = (h, w, oh, ow);
+        let o = &mut out.spare_capacity_mut()[..total];
+        let ix = &mut idx.spare_capacity_mut()[..total];
+        let one = |p: usize, o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<u32>]| {
+            pool_plane(&x[p * plane_in..(p + 1) * plane_in], geometry, win, o, ix)
+        };
+        if x.len() >= PAR_MIN && crate::threads::current() > 1 {
+            o.par_chunks_mut(plane_out)
+                .zip(ix.par_chunks_mut(plane_out))
+                .enumerate()
+                .for_each(|(p, (o, ix))| one(p, o, ix));
+        } else {
+            o.chunks_mut(plane_out).zip(ix.chunks_mut(plane_out)).enumerate().for_each(|(p, (o, ix))| one(p, o, ix));
+        }
+    }
+    // SAFETY: `pool_plane` wrote all `OH·OW` values and indices of every plane.
+    unsafe {
+        out.set_len(total);
+        idx.set_len(total);
+    }
+    (out, idx)
+}
+
+/// The gradient of `max_pool2d`: `g [B, C, OH, OW]` added into zeros of `[B, C, H, W]` at the
+/// saved indices (a pixel that is the maximum of several overlapping windows gets each of
+/// their gradients, summed in window order).
+pub(crate) fn max_pool2d_backward<T: Float>(g: &[T], idx: &[u32], dims: &[usize]) -> Vec<T> {
+    let (planes, plane_in) = (dims[0] * dims[1], dims[2] * dims[3]);
+    let mut dx = vec![T::ZERO; planes * plane_in];
+    if planes == 0 || plane_in == 0 {
+        return dx;
+    }
+    let plane_out = g.len() / planes;
+    let one = |dx: &mut [T], g: &[T], idx: &[u32]| {
+        for (&v, &i) in g.iter().zip(idx) {
+            dx[i as usize] += v;
+        }
+    };
+    if plane_out == 0 {
+        return dx;
+    }
+    if dx.len() >= PAR_MIN && crate::threads::current() > 1 {
+        dx.par_chunks_mut(plane_in)
+            .zip(g.par_chunks(plane_out).zip(idx.par_chunks(plane_out)))
+            .for_each(|(dx, (g, idx))| one(dx, g, idx));
+    } else {
+        dx.chunks_mut(plane_in)
+            .zip(g.chunks(plane_out).zip(idx.chunks(plane_out)))
+            .for_each(|(dx, (g, idx))| one(dx, g, idx));
+    }
+    dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows that overlap, stick out of the input (padding) and skip inputs (stride > kernel)
+    /// against a plain scan of the definition, on values with many ties.
+    #[test]
+    fn values_and_indices_match_the_definition() {
+        let dims = [2, 3, 7, 8];
+        let mut rng = crate::Rng::seed(5);
+        let x: Vec<f64> = (0..dims.iter().product()).map(|_| rng.below(4) as f64).collect();
+        for (kernel, stride, padding) in
+            [((2, 2), (2, 2), (0, 0)), ((3, 2), (1, 2), (1, 1)), ((3, 3), (2, 1), (1, 0)), ((1, 2), (3, 3), (0, 1))]
+        {
+            let win = Window2d { kernel, stride, padding, dilation: (1, 1), pad_value: f64::NEG_INFINITY };
+            let (oh, ow) = win.output_size(dims[2], dims[3]).unwrap();
+            let (y, idx) = max_pool2d(&x, &dims, &win);
+            for p in 0..dims[0] * dims[1] {
+                for o in 0..oh * ow {
+                    let (mut best, mut at) = (f64::NEG_INFINITY, usize::MAX);
+                    for ki in 0..kernel.0 {
+                        for kj in 0..kernel.1 {
+                            let i = ((o / ow) * stride.0 + ki).checked_sub(padding.0);
+                            let j = ((o % ow) * stride.1 + kj).checked_sub(padding.1);
+                            if let (Some(i), Some(j)) = (i, j)
+                                && i < dims[2]
+                                && j < dims[3]
+                                && (at == usize::MAX || x[p * 56 + i * 8 + j] > best)
+                            {
+                                best = x[p * 56 + i * 8 + j];
+                                at = i * 8 + j;
+                            }
+                        }
+                    }
+                    assert_eq!((y[p * oh * ow + o], idx[p * oh * ow + o] as usize), (best, at), "{win:?}, {p}/{o}");
+                }
+            }
+        }
+    }
+
+    /// Above the parallel threshold, pools of 1, 2 and 4 threads give the same bits.
+    #[test]
+    fn pooling_does_not_depend_on_the_thread_count() {
+        let dims = [8, 16, 20, 20];
+        let mut rng = crate::Rng::seed(6);
+        let x: Vec<f32> = (0..dims.iter().product()).map(|_| rng.next_f64() as f32).collect();
+        let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), pad_value: 0.0 };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (y, idx) = max_pool2d(&x, &dims, &win);
+                let dx = max_pool2d_backward(&y, &idx, &dims);
+                (
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    idx,
+                    dx.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                )
+            })
+        };
+        let one = run(1);
+        assert_eq!(run(2), one);
+        assert_eq!(run(4), one);
+    }
+}
