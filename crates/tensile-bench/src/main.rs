@@ -9,6 +9,12 @@ use clap::{Parser, ValueEnum};
 use serde_json::Value;
 use tensile_bench::{Bench, Data, Work, default_dir, gemm, report, run_protocol, train};
 
+// As in the `tensile` command: a training step frees and makes many short-lived tensors of the same few sizes; mimalloc
+// serves them from per-thread free lists where glibc's malloc spent a quarter of a small step
+// (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Task {

@@ -18,6 +18,12 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{eval, lr_find, predict, report, summary, train};
 
+// A training step frees and makes many short-lived tensors of the same few sizes; mimalloc
+// serves them from per-thread free lists where glibc's malloc spent a quarter of a small step
+// (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXAMPLES: &str = "\
 Examples:
   tensile train                                   # the built-in digits demo

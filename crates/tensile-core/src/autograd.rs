@@ -10,6 +10,7 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -44,10 +45,34 @@ pub fn no_grad() -> NoGradGuard {
     NoGradGuard { previous }
 }
 
+/// Hashes a [`TensorId`] as the number it is. Ids are distinct counters, so SipHash's defence
+/// against chosen keys buys nothing here, and backward hashes a few ids for every op it visits.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the sequential ids over the table's high bits, which hashbrown's control bytes
+        // are taken from.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<TensorId, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<TensorId, BuildHasherDefault<IdHasher>>;
+
 /// Gradients of a backward pass, keyed by the leaf tensors that required them.
 #[derive(Default)]
 pub struct GradStore {
-    grads: HashMap<TensorId, Tensor>,
+    grads: IdMap<Tensor>,
 }
 
 impl GradStore {
@@ -95,12 +120,12 @@ impl Tensor {
         }
         let _guard = no_grad();
         let order = topological_order(self);
-        let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+        let mut grads: IdMap<Tensor> = IdMap::default();
         grads.insert(self.id(), grad.to_dtype(self.dtype())?);
         // Gradients of narrowed views (`narrow`, `split`, a recurrent layer's time steps) wait
         // here until their input is reached, then are joined by one `cat`: padding each piece
         // with zeros to the input's shape and adding would cost O(pieces × input).
-        let mut pieces: HashMap<TensorId, Vec<Piece>> = HashMap::new();
+        let mut pieces: IdMap<Vec<Piece>> = IdMap::default();
         let mut store = GradStore::default();
         for node in order.iter().rev() {
             let g = take_grad(node, &mut grads, &mut pieces)?;
@@ -149,11 +174,7 @@ struct Piece {
 /// The whole gradient of `node`: what its consumers added up in `grads`, plus the pieces of its
 /// narrowed views. Non-overlapping pieces along one dimension become one `cat` with zero
 /// fillers between them; overlapping ones are padded and added one by one.
-fn take_grad(
-    node: &Tensor,
-    grads: &mut HashMap<TensorId, Tensor>,
-    pieces: &mut HashMap<TensorId, Vec<Piece>>,
-) -> Result<Option<Tensor>> {
+fn take_grad(node: &Tensor, grads: &mut IdMap<Tensor>, pieces: &mut IdMap<Vec<Piece>>) -> Result<Option<Tensor>> {
     let mut total = grads.remove(&node.id());
     let Some(mut list) = pieces.remove(&node.id()) else { return Ok(total) };
     let mut add = |t: Tensor| -> Result<()> {
@@ -212,7 +233,7 @@ fn zeros_along(t: &Tensor, dim: usize, len: usize) -> Tensor {
 /// Tracking tensors reachable from `root`, each after all of its inputs.
 fn topological_order(root: &Tensor) -> Vec<Tensor> {
     let mut order = Vec::new();
-    let mut visited: HashSet<TensorId> = HashSet::new();
+    let mut visited = IdSet::default();
     // (tensor, inputs already pushed): iterative, since recurrent graphs can be deep.
     let mut stack = vec![(root.clone(), false)];
     while let Some((t, expanded)) = stack.pop() {
@@ -223,15 +244,14 @@ fn topological_order(root: &Tensor) -> Vec<Tensor> {
         if !visited.insert(t.id()) {
             continue;
         }
-        let op = t.op();
-        stack.push((t, true));
-        if let Some(op) = op {
-            for input in op.inputs() {
-                if input.tracks_grad() && !visited.contains(&input.id()) {
-                    stack.push((input.clone(), false));
-                }
+        let mut inputs = Vec::new();
+        t.for_each_input(|input| {
+            if input.tracks_grad() && !visited.contains(&input.id()) {
+                inputs.push((input.clone(), false));
             }
-        }
+        });
+        stack.push((t, true));
+        stack.extend(inputs);
     }
     order
 }

@@ -195,6 +195,12 @@ impl Tensor {
     pub(crate) fn op(&self) -> Option<Op> {
         self.0.op.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+    /// Calls `f` with each input of this tensor's op, without cloning the op.
+    pub(crate) fn for_each_input(&self, mut f: impl FnMut(&Tensor)) {
+        if let Some(op) = self.0.op.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            op.inputs().into_iter().for_each(&mut f);
+        }
+    }
     pub(crate) fn take_op(&self) -> Option<Op> {
         let op = self.0.op.lock().unwrap_or_else(|e| e.into_inner()).take();
         if op.is_some() {

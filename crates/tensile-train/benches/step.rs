@@ -24,6 +24,10 @@ use tensile_nn::{
     Sequential, cross_entropy, mse_loss, named_parameters,
 };
 
+// The allocator of the `tensile` command, so a step here costs what it costs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SAMPLES: usize = 11;
 const SAMPLE_S: f64 = 0.25;
 
