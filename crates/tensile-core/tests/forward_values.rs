@@ -285,6 +285,48 @@ fn assign_accepts_a_narrowed_source() {
     assert_eq!(p.to_vec::<f32>().unwrap(), vec![7.0, 8.0]);
 }
 
+/// Binary ops on views whose rows are contiguous but not adjacent (narrowed columns, permuted
+/// leading dimensions, a row broadcast down a stride-0 dimension) equal the same ops on
+/// contiguous copies, at sizes where the work splits into chunks that start mid-row.
+#[test]
+fn binary_ops_on_row_strided_views_match_contiguous_copies() {
+    let mut rng = tensile_core::Rng::seed(5);
+    let mut randn = |dims: &[usize]| Tensor::randn(dims.to_vec(), 0.0, 1.0, DType::F32, &mut rng);
+    let wide = randn(&[400, 300]);
+    let other = randn(&[400, 250]);
+    let row = randn(&[1, 300]);
+    let cube = randn(&[6, 50, 130]);
+    let cases: Vec<(Tensor, Tensor)> = vec![
+        // Both narrowed (chunks of 8192 elements split the 100-wide rows).
+        (wide.narrow(1, 37, 100).unwrap(), other.narrow(1, 5, 100).unwrap()),
+        // A narrowed row repeated down every row against narrowed columns.
+        (row.narrow(1, 3, 100).unwrap().broadcast_to([400, 100]).unwrap(), wide.narrow(1, 200, 100).unwrap()),
+        // Permuted leading dimensions, narrowed last dimension; small enough to stay serial.
+        (
+            cube.permute(&[1, 0, 2]).unwrap().narrow(2, 1, 7).unwrap(),
+            cube.narrow(0, 0, 6).unwrap().permute(&[1, 0, 2]).unwrap().narrow(2, 9, 7).unwrap(),
+        ),
+        // The same, large enough for the parallel path.
+        (
+            cube.permute(&[1, 0, 2]).unwrap().narrow(2, 0, 120).unwrap(),
+            cube.permute(&[1, 0, 2]).unwrap().narrow(2, 10, 120).unwrap(),
+        ),
+    ];
+    for (i, (a, b)) in cases.iter().enumerate() {
+        assert!(!a.is_contiguous() || !b.is_contiguous(), "case {i} must use a strided view");
+        let (ac, bc) = (a.contiguous().unwrap(), b.contiguous().unwrap());
+        for (name, got, want) in [
+            ("add", a.add(b).unwrap(), ac.add(&bc).unwrap()),
+            ("sub", a.sub(b).unwrap(), ac.sub(&bc).unwrap()),
+            ("mul", a.mul(b).unwrap(), ac.mul(&bc).unwrap()),
+            ("maximum", a.maximum(b).unwrap(), ac.maximum(&bc).unwrap()),
+        ] {
+            assert_eq!(got.dims(), a.dims(), "case {i} {name} shape");
+            assert_eq!(got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap(), "case {i} {name}");
+        }
+    }
+}
+
 // ---- elementwise functions ---------------------------------------------------------------------
 
 /// GELU(x) = x·Φ(x), with Φ the standard normal CDF (values of Φ from tables of erf).

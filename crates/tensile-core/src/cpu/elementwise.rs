@@ -254,6 +254,32 @@ where
                 |s, c| rows(c, s, inner, |o, i, r| *o = f(a[aoff + r], b[i])),
             );
         }
+        _ if unit_last_stride(la) && unit_last_stride(lb) => {
+            // Rows contiguous in both, at any row strides (a narrowed view of a wider tensor, a
+            // recurrent cell's gates): whole rows at a time instead of element by element.
+            let inner = la.dims()[la.dims().len() - 1];
+            let (pa, pb) = (leading(la), leading(lb));
+            par_fill(
+                &mut out,
+                #[inline(always)]
+                |s, c| {
+                    let (mut k, mut i) = (0, s);
+                    for (oa, ob) in pa.offsets_from(s / inner).zip(pb.offsets_from(s / inner)) {
+                        if k == c.len() {
+                            break;
+                        }
+                        let j = i % inner;
+                        let len = (inner - j).min(c.len() - k);
+                        let (xa, xb) = (&a[oa + j..oa + j + len], &b[ob + j..ob + j + len]);
+                        for ((o, &x), &y) in c[k..k + len].iter_mut().zip(xa).zip(xb) {
+                            *o = f(x, y);
+                        }
+                        k += len;
+                        i += len;
+                    }
+                },
+            );
+        }
         _ => par_fill(
             &mut out,
             #[inline(always)]
@@ -265,6 +291,18 @@ where
         ),
     }
     out
+}
+
+/// Whether the last dimension of `l` is contiguous and long enough to be worth a row loop.
+fn unit_last_stride(l: &Layout) -> bool {
+    l.dims().last().is_some_and(|&d| d >= 4) && l.strides().last() == Some(&1)
+}
+
+/// The layout of the rows of `l`: its leading dimensions, so that the `r`-th offset it yields
+/// is where row `r` of `l` starts.
+fn leading(l: &Layout) -> Layout {
+    let r = l.dims().len() - 1;
+    Layout::new(l.dims()[..r].to_vec().into(), l.strides()[..r].to_vec(), l.offset())
 }
 
 /// Calls `g(out, i, j)` for each element of `c` (global index `i = start + k`) with `j = i mod
