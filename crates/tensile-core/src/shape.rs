@@ -173,6 +173,25 @@ impl Layout {
         true
     }
 
+    /// Whether the elements fill `offset..offset + n` with no gaps and no repeats, in any order:
+    /// a permutation of a contiguous layout (a transposed matrix, a permuted tensor).
+    pub fn is_dense(&self) -> bool {
+        if self.elem_count() == 0 {
+            return true;
+        }
+        let mut dims: Vec<(usize, usize)> =
+            self.shape.dims().iter().zip(&self.strides).map(|(&d, &s)| (s, d)).filter(|&(_, d)| d != 1).collect();
+        dims.sort_unstable();
+        let mut acc = 1;
+        for (s, d) in dims {
+            if s != acc {
+                return false;
+            }
+            acc *= d;
+        }
+        true
+    }
+
     /// The storage range `offset..offset + n` when contiguous.
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
         self.is_contiguous().then(|| self.offset..self.offset + self.elem_count())
@@ -376,6 +395,17 @@ mod tests {
         assert_eq!(l.offsets_from(0).collect::<Vec<_>>(), vec![0, 3, 1, 4, 2, 5]);
         assert_eq!(l.offsets_from(3).collect::<Vec<_>>(), vec![4, 2, 5]);
         assert!(!l.is_contiguous());
+    }
+
+    #[test]
+    fn dense_layouts_are_permutations_of_contiguous_ones() {
+        let c = Layout::contiguous(Shape::from((2, 3, 4)));
+        assert!(c.is_dense());
+        assert!(c.permute(&[2, 0, 1]).is_dense());
+        assert!(c.narrow(0, 1, 1).is_dense(), "one whole slab at an offset");
+        assert!(!c.narrow(2, 0, 3).is_dense(), "gaps between rows");
+        assert!(!c.broadcast_to("t", &Shape::from((5, 2, 3, 4))).unwrap().is_dense(), "repeats");
+        assert!(Layout::contiguous(Shape::from((5, 0))).permute(&[1, 0]).is_dense(), "empty");
     }
 
     #[test]

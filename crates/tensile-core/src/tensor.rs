@@ -66,11 +66,17 @@ impl Tensor {
     // ---- construction -------------------------------------------------------------------
 
     pub(crate) fn from_storage(storage: Storage, shape: Shape, device: Device) -> Tensor {
-        debug_assert_eq!(storage.len(), shape.elem_count());
+        Tensor::from_storage_in(storage, Layout::contiguous(shape), device)
+    }
+
+    /// A tensor over all of `storage`, its elements in the order `layout` gives (`layout` must
+    /// be dense and start at offset 0).
+    pub(crate) fn from_storage_in(storage: Storage, layout: Layout, device: Device) -> Tensor {
+        debug_assert!(layout.offset() == 0 && layout.is_dense() && storage.len() == layout.elem_count());
         Tensor(Arc::new(Inner {
             id: TensorId::new(),
             storage: Arc::new(RwLock::new(storage)),
-            layout: Layout::contiguous(shape),
+            layout,
             device,
             op: Mutex::new(None),
             track: false,

@@ -289,13 +289,14 @@ fn assign_accepts_a_narrowed_source() {
 /// leading dimensions, a row broadcast down a stride-0 dimension) equal the same ops on
 /// contiguous copies, at sizes where the work splits into chunks that start mid-row.
 #[test]
-fn binary_ops_on_row_strided_views_match_contiguous_copies() {
+fn binary_ops_on_strided_views_match_contiguous_copies() {
     let mut rng = tensile_core::Rng::seed(5);
     let mut randn = |dims: &[usize]| Tensor::randn(dims.to_vec(), 0.0, 1.0, DType::F32, &mut rng);
     let wide = randn(&[400, 300]);
     let other = randn(&[400, 250]);
     let row = randn(&[1, 300]);
     let cube = randn(&[6, 50, 130]);
+    let (wide2, cube2) = (randn(&[400, 300]), randn(&[6, 50, 130]));
     let cases: Vec<(Tensor, Tensor)> = vec![
         // Both narrowed (chunks of 8192 elements split the 100-wide rows).
         (wide.narrow(1, 37, 100).unwrap(), other.narrow(1, 5, 100).unwrap()),
@@ -311,6 +312,9 @@ fn binary_ops_on_row_strided_views_match_contiguous_copies() {
             cube.permute(&[1, 0, 2]).unwrap().narrow(2, 0, 120).unwrap(),
             cube.permute(&[1, 0, 2]).unwrap().narrow(2, 10, 120).unwrap(),
         ),
+        // Both transposed alike: combined in memory order, the result keeps their layout.
+        (wide.t().unwrap(), wide2.t().unwrap()),
+        (cube.permute(&[2, 0, 1]).unwrap(), cube2.permute(&[2, 0, 1]).unwrap()),
     ];
     for (i, (a, b)) in cases.iter().enumerate() {
         assert!(!a.is_contiguous() || !b.is_contiguous(), "case {i} must use a strided view");
@@ -323,6 +327,13 @@ fn binary_ops_on_row_strided_views_match_contiguous_copies() {
         ] {
             assert_eq!(got.dims(), a.dims(), "case {i} {name} shape");
             assert_eq!(got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap(), "case {i} {name}");
+            // Whatever layout the result has, the next op reads it right.
+            let (next, next_want) = (got.mul(&ac).unwrap().add(b).unwrap(), want.mul(&ac).unwrap().add(&bc).unwrap());
+            assert_eq!(
+                next.to_vec::<f32>().unwrap(),
+                next_want.to_vec::<f32>().unwrap(),
+                "case {i} {name} then mul, add"
+            );
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::dtype::Float;
 use crate::error::{Error, Result};
 use crate::ops::Op;
-use crate::shape::Shape;
+use crate::shape::{Layout, Shape};
 use crate::storage::BackendStorage;
 use crate::tensor::Tensor;
 
@@ -120,8 +120,18 @@ impl Tensor {
         let shape = Shape::broadcast(name, self.shape(), rhs.shape())?;
         let l = self.layout().broadcast_to(name, &shape)?;
         let r = rhs.layout().broadcast_to(name, &shape)?;
-        let storage = self.storage().binary(&l, &rhs.storage(), &r, op)?;
-        let out = Tensor::from_storage(storage, shape, self.device());
+        let out = if l.strides() == r.strides() && !l.is_contiguous() && l.is_dense() {
+            // Both operands laid out alike, filling a block of memory each in the same order (a
+            // transposed weight's gradients being summed over the steps of a recurrent layer):
+            // combine them in memory order, and give the result that same layout.
+            let flat = Shape::new(vec![shape.elem_count()]);
+            let (fl, fr) = (Layout::contiguous_at(flat.clone(), l.offset()), Layout::contiguous_at(flat, r.offset()));
+            let storage = self.storage().binary(&fl, &rhs.storage(), &fr, op)?;
+            Tensor::from_storage_in(storage, Layout::new(shape, l.strides().to_vec(), 0), self.device())
+        } else {
+            let storage = self.storage().binary(&l, &rhs.storage(), &r, op)?;
+            Tensor::from_storage(storage, shape, self.device())
+        };
         Ok(out.with_op(|| Op::Binary(self.clone(), rhs.clone(), op), &[self, rhs]))
     }
 
