@@ -85,9 +85,12 @@ pub fn run_protocol(bench: &mut Bench, reps: usize) -> Result<EpochStats> {
     if reps == 0 {
         return Err(Error::Invalid("the number of timed epochs must be at least 1, found 0".into()));
     }
-    let warmup_losses = bench.epoch(true)?;
-    let times = (0..reps).map(|_| bench.timed_epoch()).collect::<Result<_>>()?;
-    Ok(EpochStats { warmup_losses, times })
+    // On a pool thread, as `Trainer::fit` runs its loop.
+    tensile_core::threads::run(|| {
+        let warmup_losses = bench.epoch(true)?;
+        let times = (0..reps).map(|_| bench.timed_epoch()).collect::<Result<_>>()?;
+        Ok(EpochStats { warmup_losses, times })
+    })
 }
 
 /// A rayon pool of exactly `threads` threads; kernels run inside [`rayon::ThreadPool::install`]

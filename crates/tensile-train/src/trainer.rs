@@ -216,7 +216,13 @@ impl Trainer {
         })
     }
 
+    /// Runs the whole training loop on a thread of the kernels' pool (see
+    /// [`tensile_core::threads::run`]).
     fn fit_input(&mut self, model: &mut dyn Module, input: Input) -> Result<TrainResult> {
+        tensile_core::threads::run(|| self.fit_on_pool(model, input))
+    }
+
+    fn fit_on_pool(&mut self, model: &mut dyn Module, input: Input) -> Result<TrainResult> {
         let cfg = self.config.clone();
         let root = Rng::seed(cfg.seed);
         let Setup { task, mut source, val_ds, val_rows, scalers, test, n_features, stream } = match input {
