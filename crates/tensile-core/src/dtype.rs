@@ -104,7 +104,7 @@ pub trait Float:
 }
 
 macro_rules! float {
-    ($t:ty, $erf:path) => {
+    ($t:ty, $exp:path, $tanh:path, $erf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -112,7 +112,7 @@ macro_rules! float {
             const INFINITY: Self = <$t>::INFINITY;
             #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -128,7 +128,7 @@ macro_rules! float {
             }
             #[inline(always)]
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
             #[inline(always)]
             fn erf(self) -> Self {
@@ -162,5 +162,6 @@ macro_rules! float {
         }
     };
 }
-float!(f32, libm::erff);
-float!(f64, libm::erf);
+// f32's exp and tanh vectorize (crate::math); f64 keeps the standard library's.
+float!(f32, crate::math::exp_f32, crate::math::tanh_f32, libm::erff);
+float!(f64, f64::exp, f64::tanh, libm::erf);

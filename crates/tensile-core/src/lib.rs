@@ -24,6 +24,7 @@ mod cpu;
 pub mod device;
 pub mod dtype;
 pub mod error;
+mod math;
 pub mod ops;
 pub mod rng;
 pub mod shape;

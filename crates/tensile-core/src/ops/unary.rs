@@ -42,13 +42,11 @@ const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 #[inline(always)]
 fn sigmoid<T: Float>(x: T) -> T {
-    // Two branches so that neither exp overflows.
-    if x >= T::ZERO {
-        T::ONE / (T::ONE + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::ONE + e)
-    }
+    // e^{-|x|} never overflows; both forms are computed and one chosen, so that a loop over a
+    // slice has no branch and vectorizes.
+    let e = (-x.abs()).exp();
+    let (pos, neg) = (T::ONE / (T::ONE + e), e / (T::ONE + e));
+    if x >= T::ZERO { pos } else { neg }
 }
 
 impl UnaryOp {
