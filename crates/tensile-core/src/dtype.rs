@@ -162,6 +162,6 @@ macro_rules! float {
         }
     };
 }
-// f32's exp and tanh vectorize (crate::math); f64 keeps the standard library's.
-float!(f32, crate::math::exp_f32, crate::math::tanh_f32, libm::erff);
+// f32's exp, tanh and erf vectorize (crate::math); f64 keeps the standard library's and libm's.
+float!(f32, crate::math::exp_f32, crate::math::tanh_f32, crate::math::erf_f32);
 float!(f64, f64::exp, f64::tanh, libm::erf);

@@ -55,6 +55,60 @@ pub(crate) fn tanh_f32(x: f32) -> f32 {
     if a < 0.625 { near } else { far }
 }
 
+/// erf(x): FreeBSD's `s_erff.c` (as in the `libm` crate), its four ranges computed side by side
+/// and one chosen per element, with [`exp_f32`] for its exponentials.
+#[inline(always)]
+pub(crate) fn erf_f32(x: f32) -> f32 {
+    let a = x.abs();
+    // |x| < 0.84375: x + x * P(x²) / Q(x²).
+    let z = x * x;
+    let r = 1.2837917e-1 + z * (-3.250_421e-1 + z * (-2.848_175e-2 + z * (-5.7702702e-3 + z * -2.3763017e-5)));
+    let s = 1.0 + z * (3.979172e-1 + z * (6.502225e-2 + z * (5.081306e-3 + z * (1.3249474e-4 + z * -3.9602282e-6))));
+    let near = x + x * (r / s);
+    // 0.84375 <= |x| < 1.25: erx + P(|x| - 1) / Q(|x| - 1).
+    let t = a - 1.0;
+    let p = -2.3621186e-3
+        + t * (4.148_561e-1
+            + t * (-3.7220788e-1 + t * (3.1834662e-1 + t * (-1.1089469e-1 + t * (3.5478305e-2 + t * -2.1663755e-3)))));
+    let q = 1.0
+        + t * (1.0642088e-1
+            + t * (5.4039794e-1 + t * (7.1828656e-2 + t * (1.2617122e-1 + t * (1.3637084e-2 + t * 1.19845e-2)))));
+    let mid = 8.450_629e-1 + p / q;
+    // 1.25 <= |x| < 6: 1 - erfc, erfc = e^{-z² - 0.5625} e^{(z - a)(z + a) + R(1/a²) / S(1/a²)} / a with z
+    // the top 11 bits of a's significand (exact z²); the coefficients of R and S change at 1/0.35.
+    let ac = a.clamp(1.25, 6.0);
+    let w = 1.0 / (ac * ac);
+    let lo = ac < 1.0 / 0.35;
+    let k = |ra: f32, rb: f32| if lo { ra } else { rb };
+    let rr = k(-9.864_944e-3, -9.864_943e-3)
+        + w * (k(-6.938_586e-1, -7.992_833e-1)
+            + w * (k(-1.0558626e1, -1.7757956e1)
+                + w * (k(-6.237_533e1, -1.6063638e2)
+                    + w * (k(-1.6239667e2, -6.3756647e2)
+                        + w * (k(-1.8460509e2, -1.0250951e3)
+                            + w * (k(-8.128_744e1, -4.835_192e2) + w * k(-9.814_329, 0.0)))))));
+    let ss = 1.0
+        + w * (k(1.9651272e1, 3.033_806e1)
+            + w * (k(1.3765776e2, 3.257_925e2)
+                + w * (k(4.345_659e2, 1.5367296e3)
+                    + w * (k(6.453_873e2, 3.1998582e3)
+                        + w * (k(4.2900815e2, 2.5530503e3)
+                            + w * (k(1.08635e2, 4.7452853e2)
+                                + w * (k(6.570_25, -2.2440952e1) + w * k(-6.0424414e-2, 0.0))))))));
+    let zt = f32::from_bits(ac.to_bits() & 0xffff_e000);
+    let erfc = exp_f32(-zt * zt - 0.5625) * exp_f32((zt - ac) * (zt + ac) + rr / ss) / ac;
+    let far = 1.0 - erfc;
+    let y = if a < 1.25 {
+        mid
+    } else if a < 6.0 {
+        far
+    } else {
+        1.0
+    };
+    let y = y.copysign(x);
+    if a < 0.843_75 || x.is_nan() { near } else { y }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +160,28 @@ mod tests {
         assert!(exp_f32(f32::NAN).is_nan());
         assert!(exp_f32(88.72).is_finite() && exp_f32(88.72) > 3.3e38);
         assert!(exp_f32(-87.0) > 0.0);
+    }
+
+    #[test]
+    fn erf_is_within_two_ulp() {
+        let mut worst = (0.0, 0.0f32);
+        let mut check = |x: f32| {
+            let e = ulps(erf_f32(x), libm::erf(x as f64));
+            if e > worst.0 {
+                worst = (e, x);
+            }
+        };
+        // About two million points, then every f32 around the switches between the ranges.
+        sweep(-7.0, 7.0, 997, &mut check);
+        for edge in [0.843_75f32, 1.25, 1.0 / 0.35, 6.0] {
+            sweep(edge - 1e-3, edge + 1e-3, 1, &mut check);
+            sweep(-edge - 1e-3, -edge + 1e-3, 1, &mut check);
+        }
+        assert!(worst.0 <= 2.0, "erf({}) is {} ulp off", worst.1, worst.0);
+        for (x, want) in [(0.0, 0.0), (10.0, 1.0), (-10.0, -1.0), (f32::INFINITY, 1.0), (f32::NEG_INFINITY, -1.0)] {
+            assert_eq!(erf_f32(x), want, "erf({x})");
+        }
+        assert!(erf_f32(f32::NAN).is_nan());
     }
 
     #[test]
