@@ -120,33 +120,33 @@ mod tests {
         (got as f64 - want).abs() / ulp
     }
 
-    /// Every `step`-th f32 bit pattern from `lo` up to `hi`.
-    fn sweep(lo: f32, hi: f32, step: u32, mut f: impl FnMut(f32)) {
-        let mut x = lo;
-        while x <= hi {
-            f(x);
-            let bits = x.to_bits();
-            x = if x < 0.0 {
-                if bits <= 0x8000_0000 + step { 0.0 } else { f32::from_bits(bits - step) }
-            } else {
-                f32::from_bits(bits + step)
-            };
+    /// The largest error in ulp of `f` against the f64 `reference`, and where, over every
+    /// `step`-th f32 bit pattern from `lo` up to `hi` of each `(lo, hi, step)`.
+    fn worst(f: impl Fn(f32) -> f32, reference: impl Fn(f64) -> f64, ranges: &[(f32, f32, u32)]) -> (f64, f32) {
+        let mut worst = (0.0, 0.0f32);
+        for &(lo, hi, step) in ranges {
+            let mut x = lo;
+            while x <= hi {
+                let e = ulps(f(x), reference(x as f64));
+                if e > worst.0 {
+                    worst = (e, x);
+                }
+                let bits = x.to_bits();
+                x = if x < 0.0 {
+                    if bits <= 0x8000_0000 + step { 0.0 } else { f32::from_bits(bits - step) }
+                } else {
+                    f32::from_bits(bits + step)
+                };
+            }
         }
+        worst
     }
 
     #[test]
     fn exp_is_within_two_ulp_over_the_normal_range() {
-        let mut worst = (0.0, 0.0f32);
-        let mut check = |x: f32| {
-            let e = ulps(exp_f32(x), (x as f64).exp());
-            if e > worst.0 {
-                worst = (e, x);
-            }
-        };
         // About two million points over the whole range, then more densely near 0 and every f32 at the top.
-        sweep(EXP_LO + 0.5, EXP_HI, 997, &mut check);
-        sweep(-1e-3, 1e-3, 4099, &mut check);
-        sweep(88.6, EXP_HI, 1, &mut check);
+        let ranges = [(EXP_LO + 0.5, EXP_HI, 997), (-1e-3, 1e-3, 4099), (88.6, EXP_HI, 1)];
+        let worst = worst(exp_f32, f64::exp, &ranges);
         assert!(worst.0 <= 2.0, "exp({}) is {} ulp off", worst.1, worst.0);
     }
 
@@ -164,19 +164,12 @@ mod tests {
 
     #[test]
     fn erf_is_within_two_ulp() {
-        let mut worst = (0.0, 0.0f32);
-        let mut check = |x: f32| {
-            let e = ulps(erf_f32(x), libm::erf(x as f64));
-            if e > worst.0 {
-                worst = (e, x);
-            }
-        };
         // About two million points, then every f32 around the switches between the ranges.
-        sweep(-7.0, 7.0, 997, &mut check);
+        let mut ranges = vec![(-7.0, 7.0, 997)];
         for edge in [0.843_75f32, 1.25, 1.0 / 0.35, 6.0] {
-            sweep(edge - 1e-3, edge + 1e-3, 1, &mut check);
-            sweep(-edge - 1e-3, -edge + 1e-3, 1, &mut check);
+            ranges.extend([(edge - 1e-3, edge + 1e-3, 1), (-edge - 1e-3, -edge + 1e-3, 1)]);
         }
+        let worst = worst(erf_f32, libm::erf, &ranges);
         assert!(worst.0 <= 2.0, "erf({}) is {} ulp off", worst.1, worst.0);
         for (x, want) in [(0.0, 0.0), (10.0, 1.0), (-10.0, -1.0), (f32::INFINITY, 1.0), (f32::NEG_INFINITY, -1.0)] {
             assert_eq!(erf_f32(x), want, "erf({x})");
@@ -186,17 +179,8 @@ mod tests {
 
     #[test]
     fn tanh_is_within_three_ulp() {
-        let mut worst = (0.0, 0.0f32);
-        let mut check = |x: f32| {
-            let e = ulps(tanh_f32(x), (x as f64).tanh());
-            if e > worst.0 {
-                worst = (e, x);
-            }
-        };
         // About two million points, then every f32 around the switch between the two forms.
-        sweep(-12.0, 12.0, 997, &mut check);
-        sweep(0.62, 0.63, 1, &mut check);
-        sweep(-0.63, -0.62, 1, &mut check);
+        let worst = worst(tanh_f32, f64::tanh, &[(-12.0, 12.0, 997), (0.62, 0.63, 1), (-0.63, -0.62, 1)]);
         assert!(worst.0 <= 3.0, "tanh({}) is {} ulp off", worst.1, worst.0);
         for (x, want) in [(0.0, 0.0), (50.0, 1.0), (-50.0, -1.0), (f32::INFINITY, 1.0), (f32::NEG_INFINITY, -1.0)] {
             assert_eq!(tanh_f32(x), want, "tanh({x})");
