@@ -233,6 +233,13 @@ impl Layout {
         Layout { shape: Shape(dims), strides: self.strides.clone(), offset: self.offset + start * self.strides[dim] }
     }
 
+    /// The layout of the rows (all dimensions but the last): its `r`-th offset is where row `r`
+    /// starts. Rank 0 stays rank 0.
+    pub fn rows(&self) -> Layout {
+        let r = self.shape.rank().saturating_sub(1);
+        Layout::new(self.shape.dims()[..r].to_vec().into(), self.strides[..r].to_vec(), self.offset)
+    }
+
     /// Storage offsets of every element in row-major order, starting at element `start`.
     pub fn offsets_from(&self, start: usize) -> StridedOffsets<'_> {
         StridedOffsets::new(self, start)
@@ -406,6 +413,12 @@ mod tests {
         assert!(!c.narrow(2, 0, 3).is_dense(), "gaps between rows");
         assert!(!c.broadcast_to("t", &Shape::from((5, 2, 3, 4))).unwrap().is_dense(), "repeats");
         assert!(Layout::contiguous(Shape::from((5, 0))).permute(&[1, 0]).is_dense(), "empty");
+    }
+
+    #[test]
+    fn rows_start_where_each_row_of_a_view_starts() {
+        let l = Layout::contiguous(Shape::from((2, 3, 4))).permute(&[1, 0, 2]).narrow(2, 1, 2);
+        assert_eq!(l.rows().offsets_from(0).collect::<Vec<_>>(), vec![1, 13, 5, 17, 9, 21]);
     }
 
     #[test]

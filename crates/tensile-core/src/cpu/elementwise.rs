@@ -46,10 +46,8 @@ pub(crate) fn gather_strided<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T
     let strides = layout.strides();
     // Fast path: the innermost dimension is contiguous, copy it as slices.
     if let (Some(&inner), Some(&1)) = (dims.last(), strides.last()) {
-        let rank = dims.len();
-        let outer = Layout::new(dims[..rank - 1].to_vec().into(), strides[..rank - 1].to_vec(), layout.offset());
         let mut out = Vec::with_capacity(n);
-        for start in outer.offsets_from(0) {
+        for start in layout.rows().offsets_from(0) {
             out.extend_from_slice(&data[start..start + inner]);
         }
         return out;
@@ -258,7 +256,7 @@ where
             // Rows contiguous in both, at any row strides (a narrowed view of a wider tensor, a
             // recurrent cell's gates): whole rows at a time instead of element by element.
             let inner = la.dims()[la.dims().len() - 1];
-            let (pa, pb) = (leading(la), leading(lb));
+            let (pa, pb) = (la.rows(), lb.rows());
             par_fill(
                 &mut out,
                 #[inline(always)]
@@ -296,13 +294,6 @@ where
 /// Whether the last dimension of `l` is contiguous and long enough to be worth a row loop.
 fn unit_last_stride(l: &Layout) -> bool {
     l.dims().last().is_some_and(|&d| d >= 4) && l.strides().last() == Some(&1)
-}
-
-/// The layout of the rows of `l`: its leading dimensions, so that the `r`-th offset it yields
-/// is where row `r` of `l` starts.
-fn leading(l: &Layout) -> Layout {
-    let r = l.dims().len() - 1;
-    Layout::new(l.dims()[..r].to_vec().into(), l.strides()[..r].to_vec(), l.offset())
 }
 
 /// Calls `g(out, i, j)` for each element of `c` (global index `i = start + k`) with `j = i mod
@@ -371,11 +362,7 @@ pub(crate) fn copy_into<T: WithDType>(src: &[T], ls: &Layout, dst: &mut [T], ld:
     let inner_contiguous = |l: &Layout| rank > 0 && l.strides()[rank - 1] == 1;
     if rank > 0 && inner_contiguous(ls) && inner_contiguous(ld) {
         let inner = ld.dims()[rank - 1];
-        let outer_of = |l: &Layout| {
-            Layout::new(l.dims()[..rank - 1].to_vec().into(), l.strides()[..rank - 1].to_vec(), l.offset())
-        };
-        let (os, od) = (outer_of(ls), outer_of(ld));
-        for (s, d) in os.offsets_from(0).zip(od.offsets_from(0)) {
+        for (s, d) in ls.rows().offsets_from(0).zip(ld.rows().offsets_from(0)) {
             dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
         }
         return;
