@@ -24,7 +24,8 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     // NaN stays NaN through here (its exponent bits come out as 0) and is returned at the end.
     let c = x.clamp(EXP_LO, EXP_HI);
     // e^c = 2^n * e^r with n = round(c / ln 2), |r| <= ln 2 / 2.
-    let n = (c * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = c * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (c - n * LN2_HI) - n * LN2_LO;
     let z = r * r;
     let p = (((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
@@ -35,7 +36,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
         + 1.0;
     // n reaches 128 at the very top, where 2^n alone is not finite: 2^127 * 2 there.
     let n1 = n.min(127.0);
-    let y = p * f32::from_bits(((n1 as i32 + 127) << 23) as u32) * (1.0 + (n - n1));
+    // n as an integer, read from the bits of `shifted` (whose unit in the last place is 1):
+    // `n1 as i32` would be a saturating, NaN-checking conversion that does not vectorize.
+    let k = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32).min(127);
+    let y = p * f32::from_bits((k.wrapping_add(127) << 23) as u32) * (1.0 + (n - n1));
     let y = if x > EXP_HI { f32::INFINITY } else { y };
     let y = if x < EXP_LO { 0.0 } else { y };
     if x.is_nan() { x } else { y }
