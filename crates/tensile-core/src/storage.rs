@@ -55,6 +55,9 @@ pub(crate) trait BackendStorage: Sized {
     fn matmul(&self, l: &Layout, rhs: &Self, r: &Layout, dims: &MatmulDims) -> Result<Self>;
     /// Softmax or log-softmax over the last dimension of contiguous data.
     fn softmax_last(&self, layout: &Layout, log: bool) -> Result<Self>;
+    /// The gradient of `softmax_last` from its output `self` and the gradient `grad`, both
+    /// contiguous with rows of `len`.
+    fn softmax_last_backward(&self, grad: &Self, len: usize, log: bool) -> Result<Self>;
     fn where_cond(&self, m: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout) -> Result<Self>;
     fn index_select(&self, layout: &Layout, idx: &Self, il: &Layout, dim: usize) -> Result<Self>;
     /// Adds the slices of `src` (shape of an `index_select` result) into a zero tensor of `shape`.
@@ -150,6 +153,9 @@ impl BackendStorage for Storage {
     }
     fn softmax_last(&self, layout: &Layout, log: bool) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().softmax_last(layout, log)?))
+    }
+    fn softmax_last_backward(&self, grad: &Self, len: usize, log: bool) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().softmax_last_backward(grad.cpu(), len, log)?))
     }
     fn where_cond(&self, m: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().where_cond(m, a.cpu(), al, b.cpu(), bl)?))

@@ -89,6 +89,25 @@ fn softmax_is_deterministic() {
     });
 }
 
+#[test]
+fn softmax_gradients_are_deterministic_and_equal_their_formulas() {
+    let x = randn(&[2000, 100], 15).requires_grad();
+    let g = randn(&[2000, 100], 16);
+    // The gradient of sum(g * softmax(x)) with respect to x is the backward pass fed `g`.
+    let grad = |log: bool| {
+        let y = if log { x.log_softmax(1) } else { x.softmax(1) }.unwrap();
+        y.backward_with(&g).unwrap().get(&x).unwrap().clone()
+    };
+    assert_same_bits_on_any_thread_count(|| vec![grad(false), grad(true)]);
+    // The fused kernel gives the bits of the textbook formulas computed op by op.
+    let y = x.detach().softmax(1).unwrap();
+    let want = y.mul(&g.sub(&g.mul(&y).unwrap().sum(1, true).unwrap()).unwrap()).unwrap();
+    assert_eq!(bits(&grad(false)), bits(&want));
+    let ly = x.detach().log_softmax(1).unwrap();
+    let want = g.sub(&ly.exp().unwrap().mul(&g.sum(1, true).unwrap()).unwrap()).unwrap();
+    assert_eq!(bits(&grad(true)), bits(&want));
+}
+
 // ---- elementwise ---------------------------------------------------------------------------------
 
 #[test]

@@ -237,6 +237,14 @@ impl BackendStorage for CpuStorage {
         Ok(float_map!(self, "softmax", |v| reduce::softmax_last(&contiguous_cow(v, layout), layout.dims(), log)))
     }
 
+    fn softmax_last_backward(&self, grad: &Self, len: usize, log: bool) -> Result<Self> {
+        Ok(match (self, grad) {
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(reduce::softmax_last_backward(y, g, len, log)),
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(reduce::softmax_last_backward(y, g, len, log)),
+            (y, g) => return Err(Error::DTypeMismatch { op: "softmax backward", lhs: y.dtype(), rhs: g.dtype() }),
+        })
+    }
+
     fn where_cond(&self, m: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout) -> Result<Self> {
         let CpuStorage::U8(mask) = self else {
             return Err(unsupported("where_cond", self.dtype(), "a u8 mask"));

@@ -16,26 +16,33 @@ use crate::shape::{Layout, Shape};
 /// Elements summed sequentially before their partial sum joins the others.
 const BLOCK: usize = 4096;
 
-#[inline]
+/// `x` folded with `f` in eight lanes (element `i` joins lane `i % 8`), the lanes joined
+/// pairwise, then the tail left to right: a loop the compiler vectorizes, in an order fixed by the
+/// length alone.
+#[inline(always)]
+fn fold_lanes<T: Float>(x: &[T], init: T, f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [init; 8];
+    let chunks = x.chunks_exact(8);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] = f(acc[i], c[i]);
+        }
+    }
+    let mut s = f(f(f(acc[0], acc[4]), f(acc[1], acc[5])), f(f(acc[2], acc[6]), f(acc[3], acc[7])));
+    for &v in rem {
+        s = f(s, v);
+    }
+    s
+}
+
+#[inline(always)]
 fn fold_seq<T: Float>(x: &[T], op: ReduceOp) -> T {
     match op {
-        ReduceOp::Sum => {
-            let mut acc = [T::ZERO; 8];
-            let chunks = x.chunks_exact(8);
-            let rem = chunks.remainder();
-            for c in chunks {
-                for i in 0..8 {
-                    acc[i] += c[i];
-                }
-            }
-            let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-            for &v in rem {
-                s += v;
-            }
-            s
-        }
-        ReduceOp::Max => x.iter().fold(T::NEG_INFINITY, |a, &b| a.max(b)),
-        ReduceOp::Min => x.iter().fold(T::INFINITY, |a, &b| a.min(b)),
+        ReduceOp::Sum => fold_lanes(x, T::ZERO, |a, b| a + b),
+        // Exact operations: the lanes give the same result as a scan, NaN ignored the same way.
+        ReduceOp::Max => fold_lanes(x, T::NEG_INFINITY, T::max),
+        ReduceOp::Min => fold_lanes(x, T::INFINITY, T::min),
     }
 }
 
@@ -49,7 +56,8 @@ fn combine<T: Float>(a: T, b: T, op: ReduceOp) -> T {
 }
 
 /// One row reduced in the fixed blocked order; the blocks run in parallel when asked.
-fn fold_row<T: Float>(x: &[T], op: ReduceOp, parallel: bool) -> T {
+#[inline(always)]
+pub(super) fn fold_row<T: Float>(x: &[T], op: ReduceOp, parallel: bool) -> T {
     if x.len() <= BLOCK {
         return fold_seq(x, op);
     }
@@ -199,7 +207,28 @@ pub(crate) fn arg_reduce<T: Float>(data: &[T], layout: &Layout, dim: usize, max:
         .collect()
 }
 
+/// Calls `f(first_row, rows)` on consecutive runs of whole rows of `len` elements of `out`, in
+/// parallel tasks of about [`super::CHUNK`] elements when large, each compiled with wide vectors.
+fn by_rows<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let rows_per_task = (super::CHUNK / len).max(1);
+    let task = rows_per_task * len;
+    let run = |i: usize, c: &mut [T]| {
+        crate::simd::wide(
+            #[inline(always)]
+            || f(i * rows_per_task, c),
+        )
+    };
+    if out.len() >= PAR_MIN && crate::threads::current() > 1 {
+        out.par_chunks_mut(task).enumerate().for_each(|(i, c)| run(i, c));
+    } else {
+        run(0, out);
+    }
+}
+
 /// Softmax (or log-softmax) of each row of the contiguous `x` of shape `dims`.
+///
+/// Per row: the maximum, `exp(x - max)` written out, its sum (in [`fold_row`]'s order), then
+/// one scaling pass: four loops that each vectorize.
 pub(crate) fn softmax_last<T: Float>(x: &[T], dims: &[usize], log: bool) -> Vec<T> {
     let n = Shape::from(dims).elem_count();
     let len = dims.last().copied().unwrap_or(1);
@@ -207,42 +236,72 @@ pub(crate) fn softmax_last<T: Float>(x: &[T], dims: &[usize], log: bool) -> Vec<
     if n == 0 || len == 0 {
         return out;
     }
-    let row = |xr: &[T], yr: &mut [T]| {
-        let m = xr.iter().fold(T::NEG_INFINITY, |a, &b| a.max(b));
-        // A row of -inf would give (-inf) - (-inf) = NaN; shift by 0 instead (result: NaN-free
-        // for finite rows, and the same NaN PyTorch gives for an all -inf row).
-        let m = if m.is_finite() { m } else { T::ZERO };
-        if log {
-            let mut s = T::ZERO;
-            for &v in xr {
-                s += (v - m).exp();
+    by_rows(
+        &mut out,
+        len,
+        #[inline(always)]
+        |first, rows| {
+            for (yr, xr) in rows.chunks_exact_mut(len).zip(x[first * len..].chunks_exact(len)) {
+                let m = fold_row(xr, ReduceOp::Max, false);
+                // A row of -inf would give (-inf) - (-inf) = NaN; shift by 0 instead (result:
+                // NaN-free for finite rows, and the same NaN PyTorch gives for an all -inf row).
+                let m = if m.is_finite() { m } else { T::ZERO };
+                for (y, &v) in yr.iter_mut().zip(xr) {
+                    *y = (v - m).exp();
+                }
+                let s = fold_row(yr, ReduceOp::Sum, false);
+                if log {
+                    // `(v - m) - ln s`, not `v - (m + ln s)`: `v - m` is exact, while `m + ln s`
+                    // would be rounded at the magnitude of the logits (a 1e-3 error for f32
+                    // logits near 1e4).
+                    let ln_s = s.ln();
+                    for (y, &v) in yr.iter_mut().zip(xr) {
+                        *y = (v - m) - ln_s;
+                    }
+                } else {
+                    let inv = T::ONE / s;
+                    for y in yr.iter_mut() {
+                        *y = *y * inv;
+                    }
+                }
             }
-            // `(v - m) - ln s`, not `v - (m + ln s)`: `v - m` is exact, while `m + ln s` would be
-            // rounded at the magnitude of the logits (a 1e-3 error for f32 logits near 1e4).
-            let ln_s = s.ln();
-            for (y, &v) in yr.iter_mut().zip(xr) {
-                *y = (v - m) - ln_s;
-            }
-        } else {
-            let mut s = T::ZERO;
-            for (y, &v) in yr.iter_mut().zip(xr) {
-                *y = (v - m).exp();
-                s += *y;
-            }
-            let inv = T::ONE / s;
-            for y in yr.iter_mut() {
-                *y = *y * inv;
-            }
-        }
-    };
-    let rows_per_task = (super::CHUNK / len).max(1);
-    let task = rows_per_task * len;
-    if n >= PAR_MIN && crate::threads::current() > 1 {
-        out.par_chunks_mut(task).zip(x.par_chunks(task)).for_each(|(yc, xc)| {
-            yc.chunks_mut(len).zip(xc.chunks(len)).for_each(|(y, x)| row(x, y));
-        });
-    } else {
-        out.chunks_mut(len).zip(x.chunks(len)).for_each(|(y, x)| row(x, y));
+        },
+    );
+    out
+}
+
+/// The gradient of [`softmax_last`] from its output `y` and the gradient `g` (both contiguous,
+/// rows of `len`): softmax `y * (g - sum(g * y))`, log-softmax `g - exp(y) * sum(g)`, per row in
+/// one pass. The same bits as those formulas computed op by op (each sum in [`fold_row`]'s
+/// order).
+pub(crate) fn softmax_last_backward<T: Float>(y: &[T], g: &[T], len: usize, log: bool) -> Vec<T> {
+    let mut out = vec![T::ZERO; y.len()];
+    if out.is_empty() || len == 0 {
+        return out;
     }
+    by_rows(
+        &mut out,
+        len,
+        #[inline(always)]
+        |first, rows| {
+            let (y, g) = (&y[first * len..], &g[first * len..]);
+            for ((dr, yr), gr) in rows.chunks_exact_mut(len).zip(y.chunks_exact(len)).zip(g.chunks_exact(len)) {
+                if log {
+                    let s = fold_row(gr, ReduceOp::Sum, false);
+                    for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+                        *d = gv - yv.exp() * s;
+                    }
+                } else {
+                    for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+                        *d = gv * yv;
+                    }
+                    let s = fold_row(dr, ReduceOp::Sum, false);
+                    for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+                        *d = yv * (gv - s);
+                    }
+                }
+            }
+        },
+    );
     out
 }

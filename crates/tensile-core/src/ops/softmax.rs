@@ -9,7 +9,14 @@ use crate::tensor::Tensor;
 
 /// With `y` the output along `dim`:
 /// softmax: `dx = y * (g - sum(g * y))`; log-softmax: `dx = g - exp(y) * sum(g)`.
+/// Over the last dimension one fused kernel computes it.
 pub(crate) fn backward(y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Result<Vec<Option<Tensor>>> {
+    if dim + 1 == y.rank() && y.dtype() == g.dtype() {
+        let (y, g) = (y.dense()?, g.dense()?);
+        let len = y.dims()[dim];
+        let storage = y.storage().softmax_last_backward(&g.storage(), len, log)?;
+        return Ok(vec![Some(Tensor::from_storage(storage, y.shape().clone(), y.device()))]);
+    }
     let dx = if log { g.sub(&y.exp()?.mul(&g.sum(dim, true)?)?)? } else { y.mul(&g.sub(&g.mul(y)?.sum(dim, true)?)?)? };
     Ok(vec![Some(dx)])
 }
