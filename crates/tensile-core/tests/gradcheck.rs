@@ -395,6 +395,15 @@ fn matmul_of_two_vectors_is_a_scalar_with_gradients() {
 }
 
 #[test]
+fn matmul_of_a_sequence_by_a_transposed_matrix() {
+    // A linear layer on `[B, T, in]`: computed as one `[B·T, in] @ [in, out]` product.
+    let mut rng = Rng::seed(5);
+    let inputs = vec![values(&[2, 3, 4], Domain::Any, &mut rng), values(&[5, 4], Domain::Any, &mut rng)];
+    check(|xs| xs[0].matmul(&xs[1].t()?), inputs.clone());
+    check(|xs| xs[0].matmul(&xs[1].t()?)?.square(), inputs);
+}
+
+#[test]
 fn matmul_4d_with_transposed_operands() {
     let mut rng = Rng::seed(4);
     let inputs = vec![values(&[2, 1, 3, 4], Domain::Any, &mut rng), values(&[3, 2, 3], Domain::Any, &mut rng)];

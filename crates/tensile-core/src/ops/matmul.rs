@@ -64,6 +64,16 @@ impl Tensor {
         if k != k2 {
             return Err(Error::ShapeMismatch { op: "matmul", lhs: self.shape().clone(), rhs: rhs.shape().clone() });
         }
+        if rb == 2 && ra > 2 && self.layout().is_contiguous() {
+            // `[..., M, K] @ [K, N]` over contiguous rows is one `[(...)·M, K] @ [K, N]` product
+            // (a linear layer on a sequence): one GEMM over all rows instead of one per batch
+            // entry, each packing the matrix again, and in backward the matrix's gradient is one
+            // product summed over all rows instead of a batch of products summed afterwards.
+            let mut dims = self.dims()[..ra - 1].to_vec();
+            let rows = dims.iter().product::<usize>();
+            dims.push(n);
+            return self.reshape(vec![rows, k])?.matmul(rhs)?.reshape(dims);
+        }
         let batch =
             Shape::broadcast("matmul", &Shape::from(&self.dims()[..ra - 2]), &Shape::from(&rhs.dims()[..rb - 2]))?;
         let with = |x: usize, y: usize| {
