@@ -95,6 +95,29 @@ pub(crate) trait BackendStorage: Sized {
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)>;
+    /// Layer normalization of the rows of `n` elements of `layout` (`w` and `b`, when given,
+    /// hold `n` each): `(y, mean, rstd)`, the statistics one per row.
+    fn layer_norm(
+        &self,
+        layout: &Layout,
+        w: Option<(&Self, &Layout)>,
+        b: Option<(&Self, &Layout)>,
+        n: usize,
+        eps: f64,
+    ) -> Result<(Self, Self, Self)>;
+    /// The gradients of `layer_norm` with respect to `[x, weight, bias]` (`dx` always, the others
+    /// where `need` asks), from the input `self`, the weight, the saved contiguous
+    /// `(mean, rstd)` and the output gradient `g`.
+    #[allow(clippy::type_complexity)]
+    fn layer_norm_backward(
+        &self,
+        layout: &Layout,
+        w: Option<(&Self, &Layout)>,
+        stats: (&Self, &Self),
+        g: (&Self, &Layout),
+        n: usize,
+        need: [bool; 3],
+    ) -> Result<(Self, Option<Self>, Option<Self>)>;
     /// Max pooling of `[B, C, H, W]`: the values and (u32) the index within its `H·W` plane of
     /// each window's first maximum, both `[B, C, OH, OW]`.
     fn max_pool2d(&self, layout: &Layout, win: &Window2d) -> Result<(Self, Self)>;
@@ -206,6 +229,31 @@ impl BackendStorage for Storage {
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
         let (dx, dw, db) = self.cpu().conv2d_backward(l, w.cpu(), wl, g.cpu(), gl, spec, need)?;
         Ok((dx.map(Storage::Cpu), dw.map(Storage::Cpu), db.map(Storage::Cpu)))
+    }
+    fn layer_norm(
+        &self,
+        layout: &Layout,
+        w: Option<(&Self, &Layout)>,
+        b: Option<(&Self, &Layout)>,
+        n: usize,
+        eps: f64,
+    ) -> Result<(Self, Self, Self)> {
+        let (w, b) = (w.map(|(s, l)| (s.cpu(), l)), b.map(|(s, l)| (s.cpu(), l)));
+        let (y, mean, rstd) = self.cpu().layer_norm(layout, w, b, n, eps)?;
+        Ok((Storage::Cpu(y), Storage::Cpu(mean), Storage::Cpu(rstd)))
+    }
+    fn layer_norm_backward(
+        &self,
+        layout: &Layout,
+        w: Option<(&Self, &Layout)>,
+        stats: (&Self, &Self),
+        g: (&Self, &Layout),
+        n: usize,
+        need: [bool; 3],
+    ) -> Result<(Self, Option<Self>, Option<Self>)> {
+        let (w, stats, g) = (w.map(|(s, l)| (s.cpu(), l)), (stats.0.cpu(), stats.1.cpu()), (g.0.cpu(), g.1));
+        let (dx, dw, db) = self.cpu().layer_norm_backward(layout, w, stats, g, n, need)?;
+        Ok((Storage::Cpu(dx), dw.map(Storage::Cpu), db.map(Storage::Cpu)))
     }
     fn max_pool2d(&self, layout: &Layout, win: &Window2d) -> Result<(Self, Self)> {
         let (values, argmax) = self.cpu().max_pool2d(layout, win)?;

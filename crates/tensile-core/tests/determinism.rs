@@ -108,6 +108,20 @@ fn softmax_gradients_are_deterministic_and_equal_their_formulas() {
     assert_eq!(bits(&grad(true)), bits(&want));
 }
 
+#[test]
+fn layer_norm_and_its_gradients_are_deterministic() {
+    let x = randn(&[600, 256], 17).requires_grad();
+    let w = randn(&[256], 18).requires_grad();
+    let b = randn(&[256], 19).requires_grad();
+    let g = randn(&[600, 256], 20);
+    assert_same_bits_on_any_thread_count(|| {
+        let y = x.layer_norm(1, Some(&w), Some(&b), 1e-5).unwrap();
+        let grads = y.backward_with(&g).unwrap();
+        let grad = |t: &Tensor| grads.get(t).unwrap().clone();
+        vec![y.detach(), grad(&x), grad(&w), grad(&b)]
+    });
+}
+
 // ---- elementwise ---------------------------------------------------------------------------------
 
 #[test]

@@ -555,3 +555,42 @@ fn conv2d_argument_errors_name_the_problem() {
     let ints = err(Tensor::zeros((1, 1, 2, 2), DType::U32).max_pool2d((2, 2), (2, 2), (0, 0)));
     assert!(ints.contains("max_pool2d"), "{ints}");
 }
+
+// ---- layer norm ---------------------------------------------------------------------------------
+
+#[test]
+fn layer_norm_of_known_rows() {
+    // Row 1: mean 2.5, biased variance 1.25; row 2 is constant and becomes the bias alone.
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 2.0], (2, 4));
+    let w = f32s(&[1.0, 2.0, 1.0, 1.0], 4);
+    let b = f32s(&[0.0, 0.0, 1.0, 0.0], 4);
+    let y = x.layer_norm(1, Some(&w), Some(&b), 1e-5).unwrap().to_dtype(DType::F64).unwrap();
+    let s = (1.25f64 + 1e-5).sqrt();
+    let want = [-1.5 / s, -1.0 / s, 0.5 / s + 1.0, 1.5 / s, 0.0, 0.0, 1.0, 0.0];
+    assert_close(&y.to_vec::<f64>().unwrap(), &want, 1e-6);
+    // Over two dimensions of a transposed view: the rows are the columns of `x`.
+    let xt = x.reshape((2, 2, 2)).unwrap().permute(&[2, 1, 0]).unwrap();
+    let both = xt.layer_norm(2, None, None, 0.0).unwrap();
+    let by_hand = xt.contiguous().unwrap().reshape((2, 4)).unwrap().layer_norm(1, None, None, 0.0).unwrap();
+    assert_eq!(vals(&both, &[2, 2, 2]), vals(&by_hand.reshape((2, 2, 2)).unwrap(), &[2, 2, 2]));
+}
+
+#[test]
+fn layer_norm_argument_errors_name_the_problem() {
+    let x = Tensor::zeros((3, 4), DType::F32);
+    let err = |r: tensile_core::Result<Tensor>| r.unwrap_err().to_string();
+    let dims = err(x.layer_norm(3, None, None, 1e-5));
+    assert!(dims.contains("cannot normalize the last 3 dimensions of shape [3, 4]"), "{dims}");
+    let none = err(x.layer_norm(0, None, None, 1e-5));
+    assert!(none.contains("last 0 dimensions"), "{none}");
+    let weight = err(x.layer_norm(1, Some(&Tensor::zeros(3, DType::F32)), None, 1e-5));
+    assert!(weight.contains("weight must have shape [4], found [3]"), "{weight}");
+    let bias = err(x.layer_norm(1, None, Some(&Tensor::zeros(4, DType::F64)), 1e-5));
+    assert!(bias.contains("bias has dtype F64 but the input has F32"), "{bias}");
+    let eps = err(x.layer_norm(1, None, None, f64::NAN));
+    assert!(eps.contains("eps = NaN"), "{eps}");
+    let empty = err(Tensor::zeros((3, 0), DType::F32).layer_norm(1, None, None, 1e-5));
+    assert!(empty.contains("hold no elements"), "{empty}");
+    let ints = err(Tensor::zeros((3, 4), DType::U32).layer_norm(1, None, None, 1e-5));
+    assert!(ints.contains("layer_norm"), "{ints}");
+}

@@ -573,6 +573,28 @@ proptest! {
     }
 }
 
+// ---- layer norm --------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn layer_norm_over_any_number_of_trailing_dims(s in shape_of_rank_at_least(1), kind in 0u8..5, seed in any::<u64>()) {
+        let input = Input::new(&s, kind, seed, true);
+        let mut rng = Rng::seed(seed);
+        let x = input.values(Domain::Any, &mut rng);
+        for dims in 1..=s.len() {
+            let normalized = &s[s.len() - dims..];
+            let (w, b) = (values(normalized, Domain::Any, &mut rng), values(normalized, Domain::Any, &mut rng));
+            // eps 1e-3 keeps rows of two nearly equal values from amplifying the finite
+            // differences' rounding; the rule itself does not depend on eps.
+            check(|xs| input.apply(&xs[0])?.layer_norm(dims, Some(&xs[1]), Some(&xs[2]), 1e-3), vec![x.clone(), w, b.clone()]);
+            check(|xs| input.apply(&xs[0])?.layer_norm(dims, None, Some(&xs[1]), 1e-3), vec![x.clone(), b]);
+            check(|xs| input.apply(&xs[0])?.layer_norm(dims, None, None, 1e-3), vec![x.clone()]);
+        }
+    }
+}
+
 // ---- dtype conversion ---------------------------------------------------------------------------------
 
 #[test]

@@ -263,17 +263,7 @@ impl Module for LayerNorm {
         if x.rank() < ns.len() || &x.dims()[x.rank() - ns.len()..] != ns.as_slice() {
             return invalid("layer_norm", format!("expected input [..., {ns:?}], found shape {}", x.shape()));
         }
-        let dims: Vec<usize> = (x.rank() - ns.len()..x.rank()).collect();
-        let centered = x.sub(&x.mean(&dims, true)?)?;
-        let var = centered.square()?.mean(&dims, true)?;
-        let mut y = centered.div(&var.add_scalar(self.config.eps)?.sqrt()?)?;
-        if let Some(w) = &self.weight {
-            y = y.mul(w)?;
-        }
-        if let Some(b) = &self.bias {
-            y = y.add(b)?;
-        }
-        Ok(y)
+        Ok(x.layer_norm(ns.len(), self.weight.as_ref(), self.bias.as_ref(), self.config.eps)?)
     }
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         if let Some(w) = &self.weight {

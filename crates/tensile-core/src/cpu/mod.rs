@@ -10,6 +10,7 @@ mod conv;
 mod elementwise;
 mod index;
 mod matmul;
+mod norm;
 mod pool;
 mod reduce;
 
@@ -138,6 +139,43 @@ fn conv2d_backward_typed<T: Float + WithDType>(
     let g = typed::<T>("conv2d backward", g, gl)?;
     let (dx, dw, db) = conv::conv2d_backward(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), &g, spec, need);
     Ok((dx.map(T::wrap), dw.map(T::wrap), db.map(T::wrap)))
+}
+
+/// All the elements of `s`, which must hold `T`.
+fn whole<'a, T: WithDType>(op: &'static str, s: &'a CpuStorage) -> Result<&'a [T]> {
+    T::slice(s).ok_or(Error::DTypeMismatch { op, lhs: T::DTYPE, rhs: s.dtype() })
+}
+
+fn layer_norm_typed<T: Float + WithDType>(
+    x: &[T],
+    l: &Layout,
+    w: Option<(&CpuStorage, &Layout)>,
+    b: Option<(&CpuStorage, &Layout)>,
+    n: usize,
+    eps: f64,
+) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+    let w = w.map(|(w, wl)| typed::<T>("layer_norm", w, wl)).transpose()?;
+    let b = b.map(|(b, bl)| typed::<T>("layer_norm", b, bl)).transpose()?;
+    let (y, mean, rstd) = norm::layer_norm(&contiguous_cow(x, l), w.as_deref(), b.as_deref(), n, eps);
+    Ok((T::wrap(y), T::wrap(mean), T::wrap(rstd)))
+}
+
+#[allow(clippy::type_complexity)]
+fn layer_norm_backward_typed<T: Float + WithDType>(
+    x: &[T],
+    l: &Layout,
+    w: Option<(&CpuStorage, &Layout)>,
+    stats: (&CpuStorage, &CpuStorage),
+    g: (&CpuStorage, &Layout),
+    n: usize,
+    need: [bool; 3],
+) -> Result<(CpuStorage, Option<CpuStorage>, Option<CpuStorage>)> {
+    let op = "layer_norm backward";
+    let w = w.map(|(w, wl)| typed::<T>(op, w, wl)).transpose()?;
+    let (mean, rstd, g) = (whole::<T>(op, stats.0)?, whole::<T>(op, stats.1)?, typed::<T>(op, g.0, g.1)?);
+    let x = contiguous_cow(x, l);
+    let (dx, dw, db) = norm::layer_norm_backward(&x, w.as_deref(), mean, rstd, &g, n, need[1], need[2]);
+    Ok((T::wrap(dx), dw.map(T::wrap), db.map(T::wrap)))
 }
 
 fn convert<S: WithDType, D: WithDType>(v: &[S], layout: &Layout) -> Vec<D> {
@@ -315,6 +353,37 @@ impl BackendStorage for CpuStorage {
         spec: &Conv2dSpec,
     ) -> Result<Self> {
         Ok(float_map!(self, "conv2d", |v| conv2d_typed(v, l, w, wl, bias, spec)?))
+    }
+
+    fn layer_norm(
+        &self,
+        l: &Layout,
+        w: Option<(&Self, &Layout)>,
+        b: Option<(&Self, &Layout)>,
+        n: usize,
+        eps: f64,
+    ) -> Result<(Self, Self, Self)> {
+        match self {
+            CpuStorage::F32(v) => layer_norm_typed(v, l, w, b, n, eps),
+            CpuStorage::F64(v) => layer_norm_typed(v, l, w, b, n, eps),
+            other => Err(unsupported("layer_norm", other.dtype(), "f32 or f64")),
+        }
+    }
+
+    fn layer_norm_backward(
+        &self,
+        l: &Layout,
+        w: Option<(&Self, &Layout)>,
+        stats: (&Self, &Self),
+        g: (&Self, &Layout),
+        n: usize,
+        need: [bool; 3],
+    ) -> Result<(Self, Option<Self>, Option<Self>)> {
+        match self {
+            CpuStorage::F32(v) => layer_norm_backward_typed(v, l, w, stats, g, n, need),
+            CpuStorage::F64(v) => layer_norm_backward_typed(v, l, w, stats, g, n, need),
+            other => Err(unsupported("layer_norm backward", other.dtype(), "f32 or f64")),
+        }
     }
 
     fn conv2d_backward(

@@ -10,6 +10,7 @@ pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod index;
 pub(crate) mod matmul;
+pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 pub(crate) mod softmax;
@@ -49,6 +50,8 @@ pub(crate) enum Op {
     Conv2d(Tensor, Tensor, Option<Tensor>, Conv2dSpec),
     /// Input and the u32 index, within its `H·W` plane, of each window's first maximum.
     MaxPool2d(Tensor, Tensor),
+    /// Input, and the weight, bias and row statistics.
+    LayerNorm(Tensor, Box<norm::LayerNormSaved>),
 }
 
 impl Op {
@@ -67,6 +70,7 @@ impl Op {
             | Op::Unfold(a, _)
             | Op::MaxPool2d(a, _) => vec![a],
             Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect(),
+            Op::LayerNorm(x, s) => [Some(x), s.weight.as_ref(), s.bias.as_ref()].into_iter().flatten().collect(),
             Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
             Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => vec![a, i],
             Op::Where(m, a, b) => vec![m, a, b],
@@ -95,6 +99,7 @@ impl Op {
             Op::Unfold(x, win) => conv::unfold_backward(x, g, win),
             Op::Conv2d(x, w, b, spec) => conv::conv2d_backward(x, w, b.as_ref(), g, spec),
             Op::MaxPool2d(x, argmax) => conv::max_pool2d_backward(x, argmax, g),
+            Op::LayerNorm(x, saved) => norm::backward(x, saved, g),
         }
     }
 }
