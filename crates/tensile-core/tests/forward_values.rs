@@ -351,6 +351,24 @@ const GELU_POINTS: [(f64, f64); 6] = [
 ];
 
 #[test]
+fn gelu_gradient_in_f32_matches_f64() {
+    // The gradient reads Φ(x) back from the output as y / x: check it where that is delicate
+    // (0, tiny and large magnitudes, the far negative side where y underflows).
+    let mut xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.025).collect();
+    xs.extend([0.0, -0.0, 1e-35, -1e-35, 1e-20, -1e-20, -12.0, -20.0, 30.0]);
+    let grad = |x: Tensor| {
+        let x = x.requires_grad();
+        x.gelu().unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap().to_f64_vec().unwrap()
+    };
+    let n = xs.len();
+    let got = grad(f32s(&xs, n));
+    let want = grad(Tensor::from_vec(xs.iter().map(|&x| x as f64).collect::<Vec<_>>(), n).unwrap());
+    for ((&x, g), w) in xs.iter().zip(&got).zip(&want) {
+        assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "gelu'({x}): f32 {g}, f64 {w}");
+    }
+}
+
+#[test]
 fn gelu_matches_x_times_normal_cdf() {
     let xs: Vec<f64> = GELU_POINTS.iter().map(|p| p.0).collect();
     let want: Vec<f64> = GELU_POINTS.iter().map(|p| p.1).collect();

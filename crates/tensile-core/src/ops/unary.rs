@@ -125,9 +125,10 @@ impl UnaryOp {
                     c(a)
                 }
             }
-            // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+            // d/dx x·Φ(x) = Φ(x) + x·φ(x), with Φ(x) = y / x read back from the output instead
+            // of a second erf (Φ(0) = 1/2; below 1e-30 in magnitude Φ rounds to 1/2 anyway).
             UnaryOp::Gelu => {
-                let cdf = c(0.5) * (T::ONE + (x * c(INV_SQRT_2)).erf());
+                let cdf = if x.abs() > c(1e-30) { y / x } else { c(0.5) };
                 cdf + x * c(INV_SQRT_2PI) * (c(-0.5) * x * x).exp()
             }
             UnaryOp::GeluTanh => {
