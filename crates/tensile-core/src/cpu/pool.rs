@@ -66,6 +66,33 @@ fn pool_plane<T: Float>(
     }
 }
 
+/// [`pool_plane`] for the common 2×2 window with stride 2 and no padding: the four candidates of
+/// each output in the generic scan's order (top row, then bottom row), with selects instead of
+/// per-window bounds and branches.
+#[inline(always)]
+fn pool_plane_2x2<T: Float>(
+    plane: &[T],
+    (w, oh, ow): (usize, usize, usize),
+    out: &mut [MaybeUninit<T>],
+    idx: &mut [MaybeUninit<u32>],
+) {
+    for i in 0..oh {
+        let (top, bottom) = (2 * i * w, (2 * i + 1) * w);
+        let (r0, r1) = (&plane[top..top + 2 * ow], &plane[bottom..bottom + 2 * ow]);
+        let outs = out[i * ow..(i + 1) * ow].iter_mut().zip(&mut idx[i * ow..(i + 1) * ow]);
+        for (j, ((o, ix), (a, b))) in outs.zip(r0.chunks_exact(2).zip(r1.chunks_exact(2))).enumerate() {
+            let (mut best, mut at) = (a[0], top + 2 * j);
+            for (v, k) in [(a[1], top + 2 * j + 1), (b[0], bottom + 2 * j), (b[1], bottom + 2 * j + 1)] {
+                let take = better(v, best);
+                best = if take { v } else { best };
+                at = if take { k } else { at };
+            }
+            o.write(best);
+            ix.write(at as u32);
+        }
+    }
+}
+
 /// `[B, C, H, W] -> ([B, C, OH, OW], indices)`: each window's maximum and the index in its plane
 /// (`ih·W + iw`) of the first maximum. The caller checks that a plane has fewer than 2^32
 /// elements and that the padding is at most half the kernel.
@@ -80,8 +107,17 @@ pub(crate) fn max_pool2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> (
         let geometry = (h, w, oh, ow);
         let o = &mut out.spare_capacity_mut()[..total];
         let ix = &mut idx.spare_capacity_mut()[..total];
+        let two_by_two = win.kernel == (2, 2) && win.stride == (2, 2) && win.padding == (0, 0);
         let one = |p: usize, o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<u32>]| {
-            pool_plane(&x[p * plane_in..(p + 1) * plane_in], geometry, win, o, ix)
+            let plane = &x[p * plane_in..(p + 1) * plane_in];
+            if two_by_two {
+                crate::simd::wide(
+                    #[inline(always)]
+                    || pool_plane_2x2(plane, (w, oh, ow), o, ix),
+                )
+            } else {
+                pool_plane(plane, geometry, win, o, ix)
+            }
         };
         if x.len() >= PAR_MIN && crate::threads::current() > 1 {
             o.par_chunks_mut(plane_out)
@@ -168,6 +204,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The 2×2 fast path keeps the generic rule for NaN (the first NaN wins) and ties (the first
+    /// maximum wins), on an odd-sized plane whose last row and column no window covers.
+    #[test]
+    fn two_by_two_windows_keep_the_first_nan_and_the_first_tie() {
+        let nan = f32::NAN;
+        #[rustfmt::skip]
+        let x = [
+            1.0, nan, 5.0, 5.0, 9.0,
+            nan, 3.0, 5.0, 5.0, 9.0,
+            2.0, 2.0, 0.0, 7.0, 9.0,
+        ];
+        let win = Window2d { kernel: (2, 2), stride: (2, 2), padding: (0, 0), dilation: (1, 1), pad_value: 0.0 };
+        let (y, idx) = max_pool2d(&x, &[1, 1, 3, 5], &win);
+        assert!(y[0].is_nan());
+        assert_eq!((y[1], &idx[..]), (5.0, &[1, 2][..]));
     }
 
     /// Above the parallel threshold, pools of 1, 2 and 4 threads give the same bits.
