@@ -191,6 +191,63 @@ fn matmul_of_known_matrices() {
     assert_eq!(vals(&c.matmul(&f32s(&[1.0, 1.0, 1.0], (3, 1))).unwrap(), &[2, 1]), vec![3.0, 12.0]);
 }
 
+/// `a @ b` in f64 by the definition, for 2-D or 3-D operands of any layout.
+fn naive_matmul(a: &Tensor, b: &Tensor) -> Vec<f32> {
+    let (a3, b3) = (as_3d(a), as_3d(b));
+    let (av, bv) =
+        (a3.contiguous().unwrap().to_vec::<f32>().unwrap(), b3.contiguous().unwrap().to_vec::<f32>().unwrap());
+    let (nb, m, k) = (a3.dims()[0], a3.dims()[1], a3.dims()[2]);
+    let n = b3.dims()[2];
+    let mut out = Vec::with_capacity(nb * m * n);
+    for p in 0..nb {
+        let q = if b3.dims()[0] == 1 { 0 } else { p };
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 =
+                    (0..k).map(|l| f64::from(av[(p * m + i) * k + l]) * f64::from(bv[(q * k + l) * n + j])).sum();
+                out.push(dot as f32);
+            }
+        }
+    }
+    out
+}
+
+/// A 2-D tensor as a batch of one; a 3-D one as it is.
+fn as_3d(t: &Tensor) -> Tensor {
+    if t.rank() == 2 { t.unsqueeze(0).unwrap() } else { t.clone() }
+}
+
+#[test]
+fn matmul_by_column_major_right_operands_of_many_sizes() {
+    // `x @ Wᵀ` with `Wᵀ` a transposed view (a linear layer), with an edge of 8x8 tiles left over,
+    // a padded column stride (a narrowed weight), a batch of `Kᵀ` views (attention scores) and
+    // one broadcast over the batch; every case against the definition.
+    let mut rng = tensile_core::Rng::seed(11);
+    let mut rand = |d: &[usize]| Tensor::randn(d.to_vec(), 0.0, 1.0, DType::F32, &mut rng);
+    let cases: Vec<(Tensor, Tensor)> = vec![
+        (rand(&[2, 3]), rand(&[4, 3]).t().unwrap()),
+        (rand(&[37, 29]), rand(&[19, 29]).t().unwrap()),
+        (rand(&[130, 70]), rand(&[66, 70]).t().unwrap()),
+        (rand(&[9, 20]), rand(&[17, 24]).narrow(1, 2, 20).unwrap().t().unwrap()),
+        (rand(&[3, 10, 16]), rand(&[3, 12, 16]).transpose(1, 2).unwrap()),
+        (rand(&[4, 9, 11]), rand(&[13, 11]).t().unwrap().unsqueeze(0).unwrap().broadcast_to((4, 11, 13)).unwrap()),
+    ];
+    for (a, b) in &cases {
+        let got = a.matmul(b).unwrap();
+        let want = naive_matmul(a, b);
+        let got = got.to_vec::<f32>().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{:?} @ {:?}: element {i} is {g}, want {w}",
+                a.dims(),
+                b.dims()
+            );
+        }
+    }
+}
+
 #[test]
 fn matmul_broadcasts_batch_dims() {
     // Batch [2] @ unbatched: batch 0 is the identity, batch 1 twice the identity.

@@ -1,7 +1,8 @@
 //! Matrix products through the `gemm` crate (chosen by measurement; see ARCHITECTURE.md).
 //!
 //! `gemm` takes arbitrary row and column strides, so transposed and broadcast operands are read
-//! in place. A single product uses gemm's own threading, which measured faster than cutting it
+//! in place, except a column-major right operand, which is copied row-major first (see
+//! `matmul`). A single product uses gemm's own threading, which measured faster than cutting it
 //! ourselves (BENCHMARKS.md). The products of a batch are cut by tensile: each product into
 //! blocks of output rows or columns, and the blocks of all products run on the pool, each one a
 //! single-threaded gemm call (about 2x faster than running the products one after another).
@@ -63,12 +64,24 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
     let mut out: Vec<T> = Vec::with_capacity(total);
     let r = la.dims().len();
     let (a_rs, a_cs) = (la.strides()[r - 2], la.strides()[r - 1]);
-    let (b_rs, b_cs) = (lb.strides()[r - 2], lb.strides()[r - 1]);
+    let (mut b_rs, mut b_cs) = (lb.strides()[r - 2], lb.strides()[r - 1]);
     let batch_offsets = |l: &Layout| -> Vec<usize> {
         let bl = Layout::new(batch.clone(), l.strides()[..r - 2].to_vec(), l.offset());
         bl.offsets_from(0).collect()
     };
-    let (oa, ob) = (batch_offsets(la), batch_offsets(lb));
+    let (oa, mut ob) = (batch_offsets(la), batch_offsets(lb));
+    // A column-major right operand (a linear layer's `Wᵀ`, attention's `Kᵀ`) is copied
+    // row-major first: gemm packs it several times slower in that order, and for few rows it
+    // has no fast path at all (BENCHMARKS.md). A single row is left alone: gemm reads it as dot
+    // products of contiguous columns, which is already the right order.
+    let row_major_b;
+    let mut b = b;
+    if b_rs == 1 && b_cs >= k && m > 1 && k > 1 && n > 1 {
+        row_major_b = super::transpose::transpose(b, &ob, k, n, b_cs);
+        b = &row_major_b;
+        ob = (0..nb).map(|i| i * k * n).collect();
+        (b_rs, b_cs) = (n, 1);
+    }
     let threads = crate::threads::current();
     let parallel = threads > 1 && nb * m * n * k >= PAR_FLOPS;
     // One product: one gemm call with gemm's threads. A batch: blocks on the pool.

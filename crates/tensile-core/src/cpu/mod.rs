@@ -13,6 +13,7 @@ mod matmul;
 mod norm;
 mod pool;
 mod reduce;
+mod transpose;
 
 use rayon::prelude::*;
 
