@@ -4,7 +4,7 @@
 //! a bias repeated over rows; one value per row) and run them as plain slice loops that the
 //! compiler vectorizes; anything else walks both layouts with a strided iterator.
 
-use super::par_fill;
+use super::{par_fill, par_new};
 use crate::dtype::{Float, WithDType};
 use crate::ops::{BinaryOp, CmpOp, UnaryOp};
 use crate::shape::Layout;
@@ -60,44 +60,40 @@ pub(crate) fn gather_strided<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T
 /// `op` applied to every element, as one monomorphized loop per op.
 pub(crate) fn unary<T: Float>(data: &[T], layout: &Layout, op: UnaryOp) -> Vec<T> {
     let x = super::contiguous_cow(data, layout);
-    let mut out = vec![T::ZERO; x.len()];
     macro_rules! run {
         ($o:expr) => {{
-            par_fill(
-                &mut out,
+            par_new(
+                x.len(),
                 #[inline(always)]
                 |s, c| {
                     let e = s + c.len();
                     for (y, &v) in c.iter_mut().zip(&x[s..e]) {
-                        *y = $o.fwd(v);
+                        y.write($o.fwd(v));
                     }
                 },
             )
         }};
     }
-    for_each_unary!(op, run);
-    out
+    for_each_unary!(op, run)
 }
 
 /// `g * f'(x)` with `y = f(x)`, one fused pass.
 pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
     macro_rules! run {
         ($o:expr) => {{
-            par_fill(
-                &mut out,
+            par_new(
+                x.len(),
                 #[inline(always)]
                 |s, c| {
                     let e = s + c.len();
                     for (((d, &xv), &yv), &gv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]).zip(&g[s..e]) {
-                        *d = gv * $o.grad(xv, yv);
+                        d.write(gv * $o.grad(xv, yv));
                     }
                 },
             )
         }};
     }
-    for_each_unary!(op, run);
-    out
+    for_each_unary!(op, run)
 }
 
 pub(crate) fn binary<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, op: BinaryOp) -> Vec<T> {
@@ -169,96 +165,114 @@ where
     O: Copy + Send + Default,
 {
     let n = la.elem_count();
-    let mut out = vec![O::default(); n];
     if n == 0 {
-        return out;
+        return Vec::new();
     }
     let (ra, rb) = (la.contiguous_range(), lb.contiguous_range());
     let a_scalar = la.strides().iter().all(|&s| s == 0);
     let b_scalar = lb.strides().iter().all(|&s| s == 0);
+    // Every path writes each element of each chunk it is given (`par_new`'s contract): the
+    // chunk is zipped with slices of its own length, or walked in full by `blocks` and `rows`,
+    // or zipped with offset iterators that run to the end of the layout.
     match (ra, rb) {
         (Some(ra), Some(rb)) => {
             let (a, b) = (&a[ra], &b[rb]);
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
                 |s, c| {
                     let e = s + c.len();
                     for ((o, &x), &y) in c.iter_mut().zip(&a[s..e]).zip(&b[s..e]) {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 },
-            );
+            )
         }
         (Some(ra), None) if b_scalar => {
             let (a, y) = (&a[ra], b[lb.offset()]);
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
                 |s, c| {
                     let e = s + c.len();
                     for (o, &x) in c.iter_mut().zip(&a[s..e]) {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 },
-            );
+            )
         }
         (None, Some(rb)) if a_scalar => {
             let (x, b) = (a[la.offset()], &b[rb]);
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
                 |s, c| {
                     let e = s + c.len();
                     for (o, &y) in c.iter_mut().zip(&b[s..e]) {
-                        *o = f(x, y);
+                        o.write(f(x, y));
                     }
                 },
-            );
+            )
         }
         (Some(ra), None) if repeated_block(lb).is_some() => {
             let block = repeated_block(lb).expect("checked");
             let (a, b) = (&a[ra], &b[lb.offset()..lb.offset() + block]);
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
-                |s, c| blocks(c, s, block, |o, i, j| *o = f(a[i], b[j])),
-            );
+                |s, c| {
+                    blocks(c, s, block, |o, i, j| {
+                        o.write(f(a[i], b[j]));
+                    })
+                },
+            )
         }
         (None, Some(rb)) if repeated_block(la).is_some() => {
             let block = repeated_block(la).expect("checked");
             let (a, b) = (&a[la.offset()..la.offset() + block], &b[rb]);
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
-                |s, c| blocks(c, s, block, |o, i, j| *o = f(a[j], b[i])),
-            );
+                |s, c| {
+                    blocks(c, s, block, |o, i, j| {
+                        o.write(f(a[j], b[i]));
+                    })
+                },
+            )
         }
         (Some(ra), None) if value_per_row(lb).is_some() => {
             let inner = value_per_row(lb).expect("checked");
             let (a, boff) = (&a[ra], lb.offset());
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
-                |s, c| rows(c, s, inner, |o, i, r| *o = f(a[i], b[boff + r])),
-            );
+                |s, c| {
+                    rows(c, s, inner, |o, i, r| {
+                        o.write(f(a[i], b[boff + r]));
+                    })
+                },
+            )
         }
         (None, Some(rb)) if value_per_row(la).is_some() => {
             let inner = value_per_row(la).expect("checked");
             let (aoff, b) = (la.offset(), &b[rb]);
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
-                |s, c| rows(c, s, inner, |o, i, r| *o = f(a[aoff + r], b[i])),
-            );
+                |s, c| {
+                    rows(c, s, inner, |o, i, r| {
+                        o.write(f(a[aoff + r], b[i]));
+                    })
+                },
+            )
         }
         _ if unit_last_stride(la) && unit_last_stride(lb) => {
             // Rows contiguous in both, at any row strides (a narrowed view of a wider tensor, a
             // recurrent cell's gates): whole rows at a time instead of element by element.
             let inner = la.dims()[la.dims().len() - 1];
             let (pa, pb) = (la.rows(), lb.rows());
-            par_fill(
-                &mut out,
+            par_new(
+                n,
                 #[inline(always)]
                 |s, c| {
                     let (mut k, mut i) = (0, s);
@@ -270,25 +284,24 @@ where
                         let len = (inner - j).min(c.len() - k);
                         let (xa, xb) = (&a[oa + j..oa + j + len], &b[ob + j..ob + j + len]);
                         for ((o, &x), &y) in c[k..k + len].iter_mut().zip(xa).zip(xb) {
-                            *o = f(x, y);
+                            o.write(f(x, y));
                         }
                         k += len;
                         i += len;
                     }
                 },
-            );
+            )
         }
-        _ => par_fill(
-            &mut out,
+        _ => par_new(
+            n,
             #[inline(always)]
             |s, c| {
                 for ((o, oa), ob) in c.iter_mut().zip(la.offsets_from(s)).zip(lb.offsets_from(s)) {
-                    *o = f(a[oa], b[ob]);
+                    o.write(f(a[oa], b[ob]));
                 }
             },
         ),
     }
-    out
 }
 
 /// Whether the last dimension of `l` is contiguous and long enough to be worth a row loop.
