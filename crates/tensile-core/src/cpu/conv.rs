@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::PAR_MIN;
 use crate::dtype::Float;
-use crate::ops::{Conv2dSpec, Window2d};
+use crate::ops::{Conv2dSpec, ReduceOp, Window2d};
 
 struct Geometry {
     planes: usize,
@@ -384,7 +384,9 @@ pub(crate) fn conv2d_backward<T: Float>(
                     #[inline(always)]
                     || {
                         for (s, row) in db.iter_mut().zip(gb.chunks_exact(l)) {
-                            *s += row.iter().copied().sum::<T>();
+                            // In eight lanes (a sum one add after another does not
+                            // vectorize), the order of `sum` over a last dimension.
+                            *s += super::reduce::fold_row(row, ReduceOp::Sum, false);
                         }
                     },
                 );
