@@ -162,7 +162,7 @@ pub(crate) fn zip_map<A, B, O>(
 where
     A: Copy + Sync,
     B: Copy + Sync,
-    O: Copy + Send + Default,
+    O: Copy + Send,
 {
     let n = la.elem_count();
     if n == 0 {
