@@ -141,20 +141,27 @@ pub(crate) fn max_pool2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> (
 /// their gradients, summed in window order).
 pub(crate) fn max_pool2d_backward<T: Float>(g: &[T], idx: &[u32], dims: &[usize]) -> Vec<T> {
     let (planes, plane_in) = (dims[0] * dims[1], dims[2] * dims[3]);
-    let mut dx = vec![T::ZERO; planes * plane_in];
-    if planes == 0 || plane_in == 0 {
-        return dx;
+    let total = planes * plane_in;
+    if planes == 0 || plane_in == 0 || g.is_empty() {
+        return vec![T::ZERO; total];
     }
     let plane_out = g.len() / planes;
-    let one = |dx: &mut [T], g: &[T], idx: &[u32]| {
+    // Each plane is zeroed by the task that scatters into it, right before it does: in
+    // parallel, and while the plane is in that core's cache (a zero fill of the whole output
+    // first was a serial pass over it).
+    let one = |dx: &mut [MaybeUninit<T>], g: &[T], idx: &[u32]| {
+        for v in dx.iter_mut() {
+            v.write(T::ZERO);
+        }
+        // SAFETY: every element was just initialized, and `MaybeUninit<T>` has `T`'s layout.
+        let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<T>(), dx.len()) };
         for (&v, &i) in g.iter().zip(idx) {
             dx[i as usize] += v;
         }
     };
-    if plane_out == 0 {
-        return dx;
-    }
-    if dx.len() >= PAR_MIN && crate::threads::current() > 1 {
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    let dx = &mut out.spare_capacity_mut()[..total];
+    if total >= PAR_MIN && crate::threads::current() > 1 {
         dx.par_chunks_mut(plane_in)
             .zip(g.par_chunks(plane_out).zip(idx.par_chunks(plane_out)))
             .for_each(|(dx, (g, idx))| one(dx, g, idx));
@@ -163,7 +170,9 @@ pub(crate) fn max_pool2d_backward<T: Float>(g: &[T], idx: &[u32], dims: &[usize]
             .zip(g.chunks(plane_out).zip(idx.chunks(plane_out)))
             .for_each(|(dx, (g, idx))| one(dx, g, idx));
     }
-    dx
+    // SAFETY: the `planes` chunks of `plane_in` elements cover `total`, and `one` wrote each.
+    unsafe { out.set_len(total) };
+    out
 }
 
 #[cfg(test)]
