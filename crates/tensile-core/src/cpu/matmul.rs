@@ -73,13 +73,16 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
     // A column-major right operand (a linear layer's `Wᵀ`, attention's `Kᵀ`) is copied
     // row-major first: gemm packs it several times slower in that order, and for few rows it
     // has no fast path at all (BENCHMARKS.md). A single row is left alone: gemm reads it as dot
-    // products of contiguous columns, which is already the right order.
+    // products of contiguous columns, which is already the right order. One matrix broadcast
+    // over the batch is copied once.
     let row_major_b;
     let mut b = b;
     if b_rs == 1 && b_cs >= k && m > 1 && k > 1 && n > 1 {
-        row_major_b = super::transpose::transpose(b, &ob, k, n, b_cs);
+        let shared = ob.iter().all(|&o| o == ob[0]);
+        let starts = if shared { &ob[..1] } else { &ob[..] };
+        row_major_b = super::transpose::transpose(b, starts, k, n, b_cs);
         b = &row_major_b;
-        ob = (0..nb).map(|i| i * k * n).collect();
+        ob = if shared { vec![0; nb] } else { (0..nb).map(|i| i * k * n).collect() };
         (b_rs, b_cs) = (n, 1);
     }
     let threads = crate::threads::current();
