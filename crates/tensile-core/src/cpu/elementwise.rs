@@ -172,8 +172,9 @@ where
     let a_scalar = la.strides().iter().all(|&s| s == 0);
     let b_scalar = lb.strides().iter().all(|&s| s == 0);
     // Every path writes each element of each chunk it is given (`par_new`'s contract): the
-    // chunk is zipped with slices of its own length, or walked in full by `blocks` and `rows`,
-    // or zipped with offset iterators that run to the end of the layout.
+    // chunk is zipped with slices of its own length, or walked in full by `blocks` and `rows`;
+    // the two paths that follow layout iterators check that they covered the chunk, so a
+    // layout bug panics instead of leaving elements unwritten.
     match (ra, rb) {
         (Some(ra), Some(rb)) => {
             let (a, b) = (&a[ra], &b[rb]);
@@ -289,6 +290,7 @@ where
                         k += len;
                         i += len;
                     }
+                    assert_eq!(k, c.len(), "internal: the rows of the layouts end before the output");
                 },
             )
         }
@@ -296,9 +298,12 @@ where
             n,
             #[inline(always)]
             |s, c| {
+                let mut written = 0;
                 for ((o, oa), ob) in c.iter_mut().zip(la.offsets_from(s)).zip(lb.offsets_from(s)) {
                     o.write(f(a[oa], b[ob]));
+                    written += 1;
                 }
+                assert_eq!(written, c.len(), "internal: the layouts' offsets end before the output");
             },
         ),
     }
