@@ -101,7 +101,7 @@ impl Tensor {
     /// Gradients of this one-element tensor with respect to every tensor that requires them.
     pub fn backward(&self) -> Result<GradStore> {
         if self.elem_count() != 1 {
-            return Err(Error::NotScalar { op: "backward", shape: self.shape().clone() });
+            return Err(Error::NotScalar { op: "backward", shape: Box::new(self.shape().clone()) });
         }
         let seed = Tensor::ones(self.shape(), self.dtype());
         self.backward_with(&seed)
@@ -116,11 +116,15 @@ impl Tensor {
             return Err(Error::GraphFreed);
         }
         if grad.shape() != self.shape() {
-            return Err(Error::ShapeMismatch { op: "backward", lhs: self.shape().clone(), rhs: grad.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: "backward",
+                lhs: Box::new(self.shape().clone()),
+                rhs: Box::new(grad.shape().clone()),
+            });
         }
         let _guard = no_grad();
         let order = topological_order(self);
-        let mut grads: IdMap<Tensor> = IdMap::default();
+        let mut grads: IdMap<Tensor> = IdMap::with_capacity_and_hasher(order.len(), Default::default());
         grads.insert(self.id(), grad.to_dtype(self.dtype())?);
         // Gradients of narrowed views (`narrow`, `split`, a recurrent layer's time steps) wait
         // here until their input is reached, then are joined by one `cat`: padding each piece
@@ -232,8 +236,9 @@ fn zeros_along(t: &Tensor, dim: usize, len: usize) -> Tensor {
 
 /// Tracking tensors reachable from `root`, each after all of its inputs.
 fn topological_order(root: &Tensor) -> Vec<Tensor> {
-    let mut order = Vec::new();
-    let mut visited = IdSet::default();
+    // Sized for a small model's graph up front, which saves the first few regrowths.
+    let mut order = Vec::with_capacity(64);
+    let mut visited = IdSet::with_capacity_and_hasher(64, Default::default());
     // (tensor, inputs already pushed): iterative, since recurrent graphs can be deep.
     let mut stack = vec![(root.clone(), false)];
     while let Some((t, expanded)) = stack.pop() {
@@ -244,14 +249,14 @@ fn topological_order(root: &Tensor) -> Vec<Tensor> {
         if !visited.insert(t.id()) {
             continue;
         }
-        let mut inputs = Vec::new();
+        // The node goes below its inputs, so that it is finished after them.
+        let below = stack.len();
         t.for_each_input(|input| {
             if input.tracks_grad() && !visited.contains(&input.id()) {
-                inputs.push((input.clone(), false));
+                stack.push((input.clone(), false));
             }
         });
-        stack.push((t, true));
-        stack.extend(inputs);
+        stack.insert(below, (t, true));
     }
     order
 }

@@ -3,14 +3,15 @@
 
 use crate::{DType, Shape};
 
-/// Everything a tensor operation can refuse.
+/// Everything a tensor operation can refuse. Shapes are boxed: every op returns a `Result`, and
+/// inline shapes would make each one several times larger.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     #[error("{op}: shapes {lhs} and {rhs} do not match")]
-    ShapeMismatch { op: &'static str, lhs: Shape, rhs: Shape },
+    ShapeMismatch { op: &'static str, lhs: Box<Shape>, rhs: Box<Shape> },
 
     #[error("{op}: shapes {lhs} and {rhs} cannot be broadcast together")]
-    Broadcast { op: &'static str, lhs: Shape, rhs: Shape },
+    Broadcast { op: &'static str, lhs: Box<Shape>, rhs: Box<Shape> },
 
     #[error("{op}: dimension {dim} is out of range for a tensor of rank {rank}")]
     DimOutOfRange { op: &'static str, dim: i64, rank: usize },
@@ -25,13 +26,13 @@ pub enum Error {
     UnsupportedDType { op: &'static str, dtype: DType, expected: &'static str },
 
     #[error("{op}: {got} elements cannot form shape {shape} ({expected} elements)")]
-    ElementCount { op: &'static str, shape: Shape, expected: usize, got: usize },
+    ElementCount { op: &'static str, shape: Box<Shape>, expected: usize, got: usize },
 
     #[error("{op}: index {index} is out of range for a dimension of size {size}")]
     IndexOutOfRange { op: &'static str, index: usize, size: usize },
 
     #[error("{op}: expected a tensor with one element, found shape {shape}")]
-    NotScalar { op: &'static str, shape: Shape },
+    NotScalar { op: &'static str, shape: Box<Shape> },
 
     #[error("{op}: {msg}")]
     Invalid { op: &'static str, msg: String },

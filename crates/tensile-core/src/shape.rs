@@ -5,19 +5,26 @@
 //! new layout over the same storage; kernels read through the layout. Broadcast dimensions have
 //! stride 0. Strides are unsigned: tensile has no negative-step views (flip copies).
 
+use smallvec::SmallVec;
+
 use crate::error::{Error, Result};
+
+/// Per-dimension numbers (sizes, strides) kept inline up to this rank. A training step makes
+/// and drops hundreds of shapes and layouts; inline, they cost no allocation.
+const INLINE_RANK: usize = 5;
+type DimVec = SmallVec<[usize; INLINE_RANK]>;
 
 /// The sizes of a tensor's dimensions, outermost first.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(Vec<usize>);
+pub struct Shape(DimVec);
 
 impl Shape {
     pub fn new(dims: Vec<usize>) -> Self {
-        Shape(dims)
+        Shape(DimVec::from_slice(&dims))
     }
     /// The shape of a scalar (rank 0, one element).
     pub fn scalar() -> Self {
-        Shape(vec![])
+        Shape(DimVec::new())
     }
     pub fn dims(&self) -> &[usize] {
         &self.0
@@ -31,7 +38,10 @@ impl Shape {
     }
     /// Row-major (C order) strides for this shape.
     pub fn contiguous_strides(&self) -> Vec<usize> {
-        let mut strides = vec![0; self.0.len()];
+        self.contiguous_strides_inline().into_vec()
+    }
+    fn contiguous_strides_inline(&self) -> DimVec {
+        let mut strides = DimVec::from_elem(0, self.0.len());
         let mut acc = 1;
         for (s, &d) in strides.iter_mut().zip(&self.0).rev() {
             *s = acc;
@@ -44,7 +54,7 @@ impl Shape {
     /// contain a 1.
     pub fn broadcast(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
         let rank = a.rank().max(b.rank());
-        let mut out = vec![0; rank];
+        let mut out = DimVec::from_elem(0, rank);
         for (i, o) in out.iter_mut().enumerate() {
             let da = if i < rank - a.rank() { 1 } else { a.0[i - (rank - a.rank())] };
             let db = if i < rank - b.rank() { 1 } else { b.0[i - (rank - b.rank())] };
@@ -53,7 +63,7 @@ impl Shape {
             } else if da == 1 {
                 db
             } else {
-                return Err(Error::Broadcast { op, lhs: a.clone(), rhs: b.clone() });
+                return Err(Error::Broadcast { op, lhs: Box::new(a.clone()), rhs: Box::new(b.clone()) });
             };
         }
         Ok(Shape(out))
@@ -74,22 +84,22 @@ impl std::fmt::Display for Shape {
 
 impl From<Vec<usize>> for Shape {
     fn from(v: Vec<usize>) -> Self {
-        Shape(v)
+        Shape::new(v)
     }
 }
 impl From<&Vec<usize>> for Shape {
     fn from(v: &Vec<usize>) -> Self {
-        Shape(v.clone())
+        Shape(DimVec::from_slice(v))
     }
 }
 impl From<&[usize]> for Shape {
     fn from(v: &[usize]) -> Self {
-        Shape(v.to_vec())
+        Shape(DimVec::from_slice(v))
     }
 }
 impl<const N: usize> From<[usize; N]> for Shape {
     fn from(v: [usize; N]) -> Self {
-        Shape(v.to_vec())
+        Shape(DimVec::from_slice(&v))
     }
 }
 impl From<&Shape> for Shape {
@@ -99,27 +109,27 @@ impl From<&Shape> for Shape {
 }
 impl From<()> for Shape {
     fn from(_: ()) -> Self {
-        Shape(vec![])
+        Shape::scalar()
     }
 }
 impl From<usize> for Shape {
     fn from(d: usize) -> Self {
-        Shape(vec![d])
+        Shape::from([d])
     }
 }
 impl From<(usize, usize)> for Shape {
     fn from((a, b): (usize, usize)) -> Self {
-        Shape(vec![a, b])
+        Shape::from([a, b])
     }
 }
 impl From<(usize, usize, usize)> for Shape {
     fn from((a, b, c): (usize, usize, usize)) -> Self {
-        Shape(vec![a, b, c])
+        Shape::from([a, b, c])
     }
 }
 impl From<(usize, usize, usize, usize)> for Shape {
     fn from((a, b, c, d): (usize, usize, usize, usize)) -> Self {
-        Shape(vec![a, b, c, d])
+        Shape::from([a, b, c, d])
     }
 }
 
@@ -127,22 +137,22 @@ impl From<(usize, usize, usize, usize)> for Shape {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     shape: Shape,
-    strides: Vec<usize>,
+    strides: DimVec,
     offset: usize,
 }
 
 impl Layout {
     /// A row-major layout starting at `offset`.
     pub fn contiguous_at(shape: Shape, offset: usize) -> Self {
-        let strides = shape.contiguous_strides();
+        let strides = shape.contiguous_strides_inline();
         Layout { shape, strides, offset }
     }
     pub fn contiguous(shape: Shape) -> Self {
         Self::contiguous_at(shape, 0)
     }
-    pub fn new(shape: Shape, strides: Vec<usize>, offset: usize) -> Self {
+    pub fn new(shape: Shape, strides: &[usize], offset: usize) -> Self {
         debug_assert_eq!(shape.rank(), strides.len());
-        Layout { shape, strides, offset }
+        Layout { shape, strides: DimVec::from_slice(strides), offset }
     }
     pub fn shape(&self) -> &Shape {
         &self.shape
@@ -179,7 +189,7 @@ impl Layout {
         if self.elem_count() == 0 {
             return true;
         }
-        let mut dims: Vec<(usize, usize)> =
+        let mut dims: SmallVec<[(usize, usize); INLINE_RANK]> =
             self.shape.dims().iter().zip(&self.strides).map(|(&d, &s)| (s, d)).filter(|&(_, d)| d != 1).collect();
         dims.sort_unstable();
         let mut acc = 1;
@@ -200,11 +210,11 @@ impl Layout {
     /// The layout seen when broadcasting to `target` (stride 0 on new or size-1 dimensions).
     pub fn broadcast_to(&self, op: &'static str, target: &Shape) -> Result<Layout> {
         let (r, tr) = (self.shape.rank(), target.rank());
-        let err = || Error::Broadcast { op, lhs: self.shape.clone(), rhs: target.clone() };
+        let err = || Error::Broadcast { op, lhs: Box::new(self.shape.clone()), rhs: Box::new(target.clone()) };
         if r > tr {
             return Err(err());
         }
-        let mut strides = vec![0; tr];
+        let mut strides = DimVec::from_elem(0, tr);
         for (i, stride) in strides.iter_mut().enumerate().skip(tr - r) {
             let d = self.shape.dims()[i - (tr - r)];
             let s = self.strides[i - (tr - r)];
@@ -221,14 +231,17 @@ impl Layout {
 
     /// The layout with dimensions reordered: new dimension `i` is old dimension `perm[i]`.
     pub fn permute(&self, perm: &[usize]) -> Layout {
-        let dims = perm.iter().map(|&p| self.shape.dims()[p]).collect();
-        let strides = perm.iter().map(|&p| self.strides[p]).collect();
+        // Filled by index: collecting into the inline vectors costs more than the permute.
+        let (mut dims, mut strides) = (DimVec::from_elem(0, perm.len()), DimVec::from_elem(0, perm.len()));
+        for (i, &p) in perm.iter().enumerate() {
+            (dims[i], strides[i]) = (self.shape.0[p], self.strides[p]);
+        }
         Layout { shape: Shape(dims), strides, offset: self.offset }
     }
 
     /// The sub-range `start..start + len` of dimension `dim`.
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Layout {
-        let mut dims = self.shape.dims().to_vec();
+        let mut dims = self.shape.0.clone();
         dims[dim] = len;
         Layout { shape: Shape(dims), strides: self.strides.clone(), offset: self.offset + start * self.strides[dim] }
     }
@@ -237,7 +250,7 @@ impl Layout {
     /// starts. Rank 0 stays rank 0.
     pub fn rows(&self) -> Layout {
         let r = self.shape.rank().saturating_sub(1);
-        Layout::new(self.shape.dims()[..r].to_vec().into(), self.strides[..r].to_vec(), self.offset)
+        Layout::new(Shape::from(&self.shape.dims()[..r]), &self.strides[..r], self.offset)
     }
 
     /// Storage offsets of every element in row-major order, starting at element `start`.
@@ -251,7 +264,7 @@ impl Layout {
 pub struct StridedOffsets<'a> {
     dims: &'a [usize],
     strides: &'a [usize],
-    index: Vec<usize>,
+    index: DimVec,
     next: usize,
     remaining: usize,
 }
@@ -260,7 +273,7 @@ impl<'a> StridedOffsets<'a> {
     fn new(layout: &'a Layout, start: usize) -> Self {
         let dims = layout.shape.dims();
         let n = layout.elem_count();
-        let mut index = vec![0; dims.len()];
+        let mut index = DimVec::from_elem(0, dims.len());
         let mut rem = start.min(n);
         let mut next = layout.offset;
         for i in (0..dims.len()).rev() {

@@ -112,7 +112,12 @@ impl Tensor {
     pub fn from_vec<T: WithDType>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if data.len() != shape.elem_count() {
-            return Err(Error::ElementCount { op: "from_vec", expected: shape.elem_count(), got: data.len(), shape });
+            return Err(Error::ElementCount {
+                op: "from_vec",
+                expected: shape.elem_count(),
+                got: data.len(),
+                shape: Box::new(shape),
+            });
         }
         Ok(Tensor::from_storage(Storage::Cpu(T::wrap(data)), shape, Device::Cpu))
     }
@@ -284,7 +289,7 @@ impl Tensor {
     /// The single element of a one-element tensor, as `f64`.
     pub fn item(&self) -> Result<f64> {
         if self.elem_count() != 1 {
-            return Err(Error::NotScalar { op: "item", shape: self.shape().clone() });
+            return Err(Error::NotScalar { op: "item", shape: Box::new(self.shape().clone()) });
         }
         Ok(self.to_f64_vec()?[0])
     }
@@ -319,7 +324,11 @@ impl Tensor {
     /// Overwrites the elements with those of `src` (same shape and dtype).
     pub fn assign_(&self, src: &Tensor) -> Result<()> {
         if src.shape() != self.shape() {
-            return Err(Error::ShapeMismatch { op: "assign_", lhs: self.shape().clone(), rhs: src.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: "assign_",
+                lhs: Box::new(self.shape().clone()),
+                rhs: Box::new(src.shape().clone()),
+            });
         }
         if src.dtype() != self.dtype() {
             return Err(Error::DTypeMismatch { op: "assign_", lhs: self.dtype(), rhs: src.dtype() });

@@ -147,7 +147,7 @@ fn value_per_row(l: &Layout) -> Option<usize> {
         inner *= dims[k - 1];
         k -= 1;
     }
-    let lead = Layout::new(dims[..k].to_vec().into(), strides[..k].to_vec(), 0);
+    let lead = Layout::new(crate::shape::Shape::from(&dims[..k]), &strides[..k], 0);
     (inner > 1 && lead.is_contiguous()).then_some(inner)
 }
 

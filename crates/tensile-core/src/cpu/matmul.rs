@@ -11,6 +11,7 @@
 //! same bits (tests/determinism.rs pins this).
 
 use rayon::prelude::*;
+use smallvec::{SmallVec, smallvec};
 
 use crate::dtype::Float;
 use crate::shape::Layout;
@@ -65,8 +66,11 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
     let r = la.dims().len();
     let (a_rs, a_cs) = (la.strides()[r - 2], la.strides()[r - 1]);
     let (mut b_rs, mut b_cs) = (lb.strides()[r - 2], lb.strides()[r - 1]);
-    let batch_offsets = |l: &Layout| -> Vec<usize> {
-        let bl = Layout::new(batch.clone(), l.strides()[..r - 2].to_vec(), l.offset());
+    let batch_offsets = |l: &Layout| -> SmallVec<[usize; 1]> {
+        if r == 2 {
+            return smallvec![l.offset()];
+        }
+        let bl = Layout::new(batch.clone(), &l.strides()[..r - 2], l.offset());
         bl.offsets_from(0).collect()
     };
     let (oa, mut ob) = (batch_offsets(la), batch_offsets(lb));
@@ -82,7 +86,7 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
         let starts = if shared { &ob[..1] } else { &ob[..] };
         row_major_b = super::transpose::transpose(b, starts, k, n, b_cs);
         b = &row_major_b;
-        ob = if shared { vec![0; nb] } else { (0..nb).map(|i| i * k * n).collect() };
+        ob = if shared { SmallVec::from_elem(0, nb) } else { (0..nb).map(|i| i * k * n).collect() };
         (b_rs, b_cs) = (n, 1);
     }
     let threads = crate::threads::current();

@@ -127,7 +127,7 @@ impl Tensor {
             let flat = Shape::new(vec![shape.elem_count()]);
             let (fl, fr) = (Layout::contiguous_at(flat.clone(), l.offset()), Layout::contiguous_at(flat, r.offset()));
             let storage = self.storage().binary(&fl, &rhs.storage(), &fr, op)?;
-            Tensor::from_storage_in(storage, Layout::new(shape, l.strides().to_vec(), 0), self.device())
+            Tensor::from_storage_in(storage, Layout::new(shape, l.strides(), 0), self.device())
         } else {
             let storage = self.storage().binary(&l, &rhs.storage(), &r, op)?;
             Tensor::from_storage(storage, shape, self.device())

@@ -62,7 +62,11 @@ impl Tensor {
         let compatible = idx.rank() == self.rank()
             && idx.dims().iter().zip(self.dims()).enumerate().all(|(i, (a, b))| i == d || a == b);
         if !compatible {
-            return Err(Error::ShapeMismatch { op: "gather", lhs: self.shape().clone(), rhs: idx.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: "gather",
+                lhs: Box::new(self.shape().clone()),
+                rhs: Box::new(idx.shape().clone()),
+            });
         }
         let storage = self.storage().gather(self.layout(), &idx.storage(), idx.layout(), d)?;
         let out = Tensor::from_storage(storage, idx.shape().clone(), self.device());

@@ -62,7 +62,11 @@ impl Tensor {
         let (m, k) = (self.dims()[ra - 2], self.dims()[ra - 1]);
         let (k2, n) = (rhs.dims()[rb - 2], rhs.dims()[rb - 1]);
         if k != k2 {
-            return Err(Error::ShapeMismatch { op: "matmul", lhs: self.shape().clone(), rhs: rhs.shape().clone() });
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: Box::new(self.shape().clone()),
+                rhs: Box::new(rhs.shape().clone()),
+            });
         }
         if rb == 2 && ra > 2 && self.layout().is_contiguous() {
             // `[..., M, K] @ [K, N]` over contiguous rows is one `[(...)·M, K] @ [K, N]` product
@@ -74,18 +78,25 @@ impl Tensor {
             dims.push(n);
             return self.reshape(vec![rows, k])?.matmul(rhs)?.reshape(dims);
         }
-        let batch =
-            Shape::broadcast("matmul", &Shape::from(&self.dims()[..ra - 2]), &Shape::from(&rhs.dims()[..rb - 2]))?;
-        let with = |x: usize, y: usize| {
-            let mut d = batch.dims().to_vec();
-            d.extend([x, y]);
-            Shape::new(d)
+        let (storage, shape) = if ra == 2 && rb == 2 {
+            // Two matrices: nothing to broadcast.
+            let dims = MatmulDims { batch: Shape::scalar(), m, k, n };
+            (self.storage().matmul(self.layout(), &rhs.storage(), rhs.layout(), &dims)?, Shape::from([m, n]))
+        } else {
+            let batch =
+                Shape::broadcast("matmul", &Shape::from(&self.dims()[..ra - 2]), &Shape::from(&rhs.dims()[..rb - 2]))?;
+            let with = |x: usize, y: usize| {
+                let mut d = batch.dims().to_vec();
+                d.extend([x, y]);
+                Shape::new(d)
+            };
+            let l = self.layout().broadcast_to("matmul", &with(m, k))?;
+            let r = rhs.layout().broadcast_to("matmul", &with(k, n))?;
+            let shape = with(m, n);
+            let dims = MatmulDims { batch, m, k, n };
+            (self.storage().matmul(&l, &rhs.storage(), &r, &dims)?, shape)
         };
-        let l = self.layout().broadcast_to("matmul", &with(m, k))?;
-        let r = rhs.layout().broadcast_to("matmul", &with(k, n))?;
-        let dims = MatmulDims { batch: batch.clone(), m, k, n };
-        let storage = self.storage().matmul(&l, &rhs.storage(), &r, &dims)?;
-        let out = Tensor::from_storage(storage, with(m, n), self.device());
+        let out = Tensor::from_storage(storage, shape, self.device());
         Ok(out.with_op(|| Op::Matmul(self.clone(), rhs.clone()), &[self, rhs]))
     }
 }

@@ -22,6 +22,8 @@ pub use conv::Window2d;
 pub use reduce::ReduceOp;
 pub use unary::UnaryOp;
 
+use smallvec::{SmallVec, smallvec};
+
 use crate::Tensor;
 use crate::error::Result;
 
@@ -56,7 +58,7 @@ pub(crate) enum Op {
 
 impl Op {
     /// The inputs that gradients flow to (index tensors and masks included; they never track).
-    pub(crate) fn inputs(&self) -> Vec<&Tensor> {
+    pub(crate) fn inputs(&self) -> SmallVec<[&Tensor; 3]> {
         match self {
             Op::Unary(a, _)
             | Op::Reduce(a, _, _)
@@ -68,12 +70,12 @@ impl Op {
             | Op::Pad(a, _)
             | Op::ToDType(a)
             | Op::Unfold(a, _)
-            | Op::MaxPool2d(a, _) => vec![a],
+            | Op::MaxPool2d(a, _) => smallvec![a],
             Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect(),
             Op::LayerNorm(x, s) => [Some(x), s.weight.as_ref(), s.bias.as_ref()].into_iter().flatten().collect(),
-            Op::Binary(a, b, _) | Op::Matmul(a, b) => vec![a, b],
-            Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => vec![a, i],
-            Op::Where(m, a, b) => vec![m, a, b],
+            Op::Binary(a, b, _) | Op::Matmul(a, b) => smallvec![a, b],
+            Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => smallvec![a, i],
+            Op::Where(m, a, b) => smallvec![m, a, b],
             Op::Cat(ts, _) => ts.iter().collect(),
         }
     }

@@ -140,8 +140,8 @@ impl Tensor {
         }
         let lead = self.rank().checked_sub(shape.rank()).ok_or_else(|| Error::Broadcast {
             op: "sum_to",
-            lhs: self.shape().clone(),
-            rhs: shape.clone(),
+            lhs: Box::new(self.shape().clone()),
+            rhs: Box::new(shape.clone()),
         })?;
         let mut dims: Vec<usize> = (0..lead).collect();
         for (i, &s) in shape.dims().iter().enumerate() {
@@ -149,7 +149,11 @@ impl Tensor {
             if s == 1 && d != 1 {
                 dims.push(lead + i);
             } else if s != d {
-                return Err(Error::Broadcast { op: "sum_to", lhs: self.shape().clone(), rhs: shape.clone() });
+                return Err(Error::Broadcast {
+                    op: "sum_to",
+                    lhs: Box::new(self.shape().clone()),
+                    rhs: Box::new(shape.clone()),
+                });
             }
         }
         let summed = if dims.is_empty() { self.clone() } else { self.sum(&dims, true)? };

@@ -53,7 +53,7 @@ impl Tensor {
                 op: "reshape",
                 expected: shape.elem_count(),
                 got: self.elem_count(),
-                shape,
+                shape: Box::new(shape),
             });
         }
         if &shape == self.shape() {
@@ -176,7 +176,11 @@ impl Tensor {
             let same_rest = t.rank() == first.rank()
                 && t.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == d || a == b);
             if !same_rest {
-                return Err(Error::ShapeMismatch { op: "cat", lhs: first.shape().clone(), rhs: t.shape().clone() });
+                return Err(Error::ShapeMismatch {
+                    op: "cat",
+                    lhs: Box::new(first.shape().clone()),
+                    rhs: Box::new(t.shape().clone()),
+                });
             }
             if t.dtype() != first.dtype() {
                 return Err(Error::DTypeMismatch { op: "cat", lhs: first.dtype(), rhs: t.dtype() });
