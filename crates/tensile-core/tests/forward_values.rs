@@ -177,6 +177,62 @@ fn binary_ops_broadcast_as_numpy() {
     assert_eq!(vals(&a.add(&b).unwrap(), &[2, 2, 3]), want);
 }
 
+/// The value of a broadcast operand (logical values `v`, row-major in `shape`) at output index
+/// `idx`, NumPy's rule: dimensions aligned from the right, size-1 dimensions repeated.
+fn broadcast_value(v: &[f32], shape: &[usize], idx: &[usize]) -> f32 {
+    let skip = idx.len() - shape.len();
+    let mut flat = 0;
+    for (&d, &i) in shape.iter().zip(&idx[skip..]) {
+        flat = flat * d + if d == 1 { 0 } else { i };
+    }
+    v[flat]
+}
+
+/// Operands of every kind the elementwise kernel has a path for (a repeated block, one value per
+/// row, one value per channel, a per-row value read through a transposed view, a scalar, the
+/// general walk), on either side of a non-commutative op, over an output large enough to be cut
+/// into parallel chunks that start inside a block and inside a row: every element is the
+/// definition's, with 1 and 2 threads.
+#[test]
+fn broadcast_operands_of_every_kind_match_the_definition() {
+    let out = [4usize, 5, 41, 43];
+    let n: usize = out.iter().product();
+    let big = Tensor::arange(n, DType::F32).reshape(out.to_vec()).unwrap();
+    let transposed_rows = iota(&[5, 4]).t().unwrap().unsqueeze(2).unwrap().unsqueeze(3).unwrap();
+    let small = [
+        iota(&[43]),
+        iota(&[41, 43]),
+        iota(&[4, 5, 1, 1]),
+        iota(&[4, 5, 41, 1]),
+        iota(&[1, 5, 1, 1]),
+        iota(&[5, 1, 1]),
+        transposed_rows,
+        iota(&[4, 1, 41, 1]),
+        iota(&[1]),
+    ];
+    let big_v = big.to_vec::<f32>().unwrap();
+    for threads in [1, 2] {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            for b in &small {
+                let b_v = b.to_vec::<f32>().unwrap();
+                let (fwd, rev) = (big.sub(b).unwrap(), b.sub(&big).unwrap());
+                let (fwd, rev) = (vals(&fwd, &out), vals(&rev, &out));
+                let mut idx = [0usize; 4];
+                for i in 0..n {
+                    let mut r = i;
+                    for (k, &d) in out.iter().enumerate().rev() {
+                        idx[k] = r % d;
+                        r /= d;
+                    }
+                    let y = broadcast_value(&b_v, b.dims(), &idx);
+                    assert_eq!(fwd[i], big_v[i] - y, "big - {:?}, element {i}, {threads} threads", b.dims());
+                    assert_eq!(rev[i], y - big_v[i], "{:?} - big, element {i}, {threads} threads", b.dims());
+                }
+            }
+        });
+    }
+}
+
 // ---- matrix products ---------------------------------------------------------------------------
 
 #[test]

@@ -137,9 +137,11 @@ fn repeated_block(l: &Layout) -> Option<usize> {
     (dims[..k].iter().zip(&strides[..k]).all(|(&d, &s)| s == 0 || d == 1)).then_some(acc)
 }
 
-/// If `l` holds one value per row of length `inner` (trailing dimensions have stride 0, the
-/// leading ones are row-major), `inner`.
-fn value_per_row(l: &Layout) -> Option<usize> {
+/// If `l` holds one value per row of `inner > 1` elements (its trailing dimensions have stride
+/// 0), `inner` and the layout of the rows' values: its `r`-th offset is row `r`'s value. The
+/// leading dimensions may have any strides, so a per-channel value (`[C, 1, 1]` over
+/// `[N, C, H, W]`) qualifies as well as a per-row one.
+fn value_per_row(l: &Layout) -> Option<(usize, Layout)> {
     let (dims, strides) = (l.dims(), l.strides());
     let mut inner = 1;
     let mut k = dims.len();
@@ -147,8 +149,7 @@ fn value_per_row(l: &Layout) -> Option<usize> {
         inner *= dims[k - 1];
         k -= 1;
     }
-    let lead = Layout::new(crate::shape::Shape::from(&dims[..k]), &strides[..k], 0);
-    (inner > 1 && lead.is_contiguous()).then_some(inner)
+    (inner > 1).then(|| (inner, Layout::new(crate::shape::Shape::from(&dims[..k]), &strides[..k], l.offset())))
 }
 
 /// `out[i] = f(a[i], b[i])` over two layouts already broadcast to one shape.
@@ -222,8 +223,11 @@ where
                 n,
                 #[inline(always)]
                 |s, c| {
-                    blocks(c, s, block, |o, i, j| {
-                        o.write(f(a[i], b[j]));
+                    blocks(c, s, block, |run, i, j| {
+                        let len = run.len();
+                        for ((o, &x), &y) in run.iter_mut().zip(&a[i..i + len]).zip(&b[j..j + len]) {
+                            o.write(f(x, y));
+                        }
                     })
                 },
             )
@@ -235,34 +239,48 @@ where
                 n,
                 #[inline(always)]
                 |s, c| {
-                    blocks(c, s, block, |o, i, j| {
-                        o.write(f(a[j], b[i]));
+                    blocks(c, s, block, |run, i, j| {
+                        let len = run.len();
+                        for ((o, &x), &y) in run.iter_mut().zip(&a[j..j + len]).zip(&b[i..i + len]) {
+                            o.write(f(x, y));
+                        }
                     })
                 },
             )
         }
         (Some(ra), None) if value_per_row(lb).is_some() => {
-            let inner = value_per_row(lb).expect("checked");
-            let (a, boff) = (&a[ra], lb.offset());
+            let (inner, values) = value_per_row(lb).expect("checked");
+            let a = &a[ra];
             par_new(
                 n,
                 #[inline(always)]
                 |s, c| {
-                    rows(c, s, inner, |o, i, r| {
-                        o.write(f(a[i], b[boff + r]));
+                    // One run per row, in order: the row values' offsets are read in step.
+                    let mut value = values.offsets_from(s / inner);
+                    rows(c, s, inner, |run, i, _| {
+                        let y = b[value.next().expect("internal: one value per row")];
+                        let len = run.len();
+                        for (o, &x) in run.iter_mut().zip(&a[i..i + len]) {
+                            o.write(f(x, y));
+                        }
                     })
                 },
             )
         }
         (None, Some(rb)) if value_per_row(la).is_some() => {
-            let inner = value_per_row(la).expect("checked");
-            let (aoff, b) = (la.offset(), &b[rb]);
+            let (inner, values) = value_per_row(la).expect("checked");
+            let b = &b[rb];
             par_new(
                 n,
                 #[inline(always)]
                 |s, c| {
-                    rows(c, s, inner, |o, i, r| {
-                        o.write(f(a[aoff + r], b[i]));
+                    let mut value = values.offsets_from(s / inner);
+                    rows(c, s, inner, |run, i, _| {
+                        let x = a[value.next().expect("internal: one value per row")];
+                        let len = run.len();
+                        for (o, &y) in run.iter_mut().zip(&b[i..i + len]) {
+                            o.write(f(x, y));
+                        }
                     })
                 },
             )
@@ -314,36 +332,35 @@ fn unit_last_stride(l: &Layout) -> bool {
     l.dims().last().is_some_and(|&d| d >= 4) && l.strides().last() == Some(&1)
 }
 
-/// Calls `g(out, i, j)` for each element of `c` (global index `i = start + k`) with `j = i mod
-/// block`, in runs that stay inside one block so the inner loop has no modulo.
+/// Cuts `c` (global indices from `start`) into runs that stay inside one block of `block`
+/// elements and calls `g(run, i, j)` on each: `i` is the run's first global index and `j = i mod
+/// block`. The callers zip each run with slices of the inputs, a loop with no index arithmetic
+/// or bounds checks, which vectorizes.
 #[inline(always)]
-fn blocks<O>(c: &mut [O], start: usize, block: usize, g: impl Fn(&mut O, usize, usize)) {
+fn blocks<O>(c: &mut [O], start: usize, block: usize, mut g: impl FnMut(&mut [O], usize, usize)) {
     let mut i = start;
     let mut rest = c;
     while !rest.is_empty() {
-        let j0 = i % block;
-        let len = (block - j0).min(rest.len());
-        let (head, tail) = rest.split_at_mut(len);
-        for (k, o) in head.iter_mut().enumerate() {
-            g(o, i + k, j0 + k);
-        }
+        let j = i % block;
+        let len = (block - j).min(rest.len());
+        let (run, tail) = rest.split_at_mut(len);
+        g(run, i, j);
         i += len;
         rest = tail;
     }
 }
 
-/// Calls `g(out, i, row)` for each element of `c` with `row = i / inner`, in runs of one row.
+/// Cuts `c` into runs of one row of `inner` elements and calls `g(run, i, row)` on each, `i`
+/// being the run's first global index.
 #[inline(always)]
-fn rows<O>(c: &mut [O], start: usize, inner: usize, g: impl Fn(&mut O, usize, usize)) {
+fn rows<O>(c: &mut [O], start: usize, inner: usize, mut g: impl FnMut(&mut [O], usize, usize)) {
     let mut i = start;
     let mut rest = c;
     while !rest.is_empty() {
         let r = i / inner;
         let len = ((r + 1) * inner - i).min(rest.len());
-        let (head, tail) = rest.split_at_mut(len);
-        for (k, o) in head.iter_mut().enumerate() {
-            g(o, i + k, r);
-        }
+        let (run, tail) = rest.split_at_mut(len);
+        g(run, i, r);
         i += len;
         rest = tail;
     }
