@@ -148,6 +148,41 @@ fn max_min_and_their_indices_propagate_nan() {
     assert!(col.to_vec::<f32>().unwrap()[1].is_nan());
 }
 
+/// Sums, maxima and minima over a middle dimension (`[outer, red, inner]`, the column reduction)
+/// of row lengths below, at and above a register block, with a NaN inside a block, equal the
+/// definition (accumulated in row order, so sums match to the bit), with 1 and 2 threads; the
+/// largest input is cut into parallel chunks that start inside a row.
+#[test]
+fn column_reductions_match_the_definition() {
+    for &(outer, red, inner) in &[(1usize, 37usize, 150usize), (5, 3, 200), (2, 9, 64), (3, 1000, 70), (2, 40, 300)] {
+        let n = outer * red * inner;
+        let mut v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 * 0.37 - 150.0).collect();
+        v[(outer - 1) * red * inner + (red / 2) * inner + inner / 3] = f32::NAN;
+        let x = f32s(&v, (outer, red, inner));
+        let (mut sum, mut max, mut min) =
+            (vec![0.0f32; outer * inner], vec![f32::NEG_INFINITY; outer * inner], vec![f32::INFINITY; outer * inner]);
+        for o in 0..outer {
+            for r in 0..red {
+                for j in 0..inner {
+                    let (e, k) = (v[(o * red + r) * inner + j], o * inner + j);
+                    sum[k] += e;
+                    max[k] = if max[k].is_nan() || e.is_nan() { f32::NAN } else { max[k].max(e) };
+                    min[k] = if min[k].is_nan() || e.is_nan() { f32::NAN } else { min[k].min(e) };
+                }
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for threads in [1, 2] {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                let case = format!("[{outer}, {red}, {inner}] with {threads} threads");
+                assert_eq!(bits(&vals(&x.sum(1, false).unwrap(), &[outer, inner])), bits(&sum), "sum of {case}");
+                assert_eq!(bits(&vals(&x.max(1, false).unwrap(), &[outer, inner])), bits(&max), "max of {case}");
+                assert_eq!(bits(&vals(&x.min(1, false).unwrap(), &[outer, inner])), bits(&min), "min of {case}");
+            });
+        }
+    }
+}
+
 // ---- broadcasting ------------------------------------------------------------------------------
 
 #[test]

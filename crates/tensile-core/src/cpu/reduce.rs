@@ -96,26 +96,17 @@ fn reduce3<T: Float>(x: &[T], outer: usize, red: usize, inner: usize, op: Reduce
         }
         return out;
     }
-    // Column reduction: each output element accumulates its column top to bottom.
+    // Column reduction: each output element accumulates its column top to bottom; the lanes of
+    // a vector are neighbouring columns, so the width does not change the sums.
     let run = |s: usize, c: &mut [T]| {
-        let mut i = s;
-        let mut rest = c;
-        while !rest.is_empty() {
-            let (o, j0) = (i / inner, i % inner);
-            let len = (inner - j0).min(rest.len());
-            let (seg, tail) = rest.split_at_mut(len);
-            let base = o * red * inner + j0;
-            for r in 0..red {
-                let row = &x[base + r * inner..base + r * inner + len];
-                match op {
-                    ReduceOp::Sum => seg.iter_mut().zip(row).for_each(|(a, &b)| *a += b),
-                    ReduceOp::Max => seg.iter_mut().zip(row).for_each(|(a, &b)| *a = a.max(b)),
-                    ReduceOp::Min => seg.iter_mut().zip(row).for_each(|(a, &b)| *a = a.min(b)),
-                }
-            }
-            i += len;
-            rest = tail;
-        }
+        crate::simd::wide(
+            #[inline(always)]
+            || match op {
+                ReduceOp::Sum => run_columns(x, s, c, red, inner, |a, b| a + b),
+                ReduceOp::Max => run_columns(x, s, c, red, inner, |a: T, b| a.max(b)),
+                ReduceOp::Min => run_columns(x, s, c, red, inner, |a: T, b| a.min(b)),
+            },
+        )
     };
     if x.len() >= PAR_MIN {
         // Chunk by output elements so every worker reads whole columns.
@@ -127,6 +118,47 @@ fn reduce3<T: Float>(x: &[T], outer: usize, red: usize, inner: usize, op: Reduce
     }
     run(0, &mut out);
     out
+}
+
+/// Columns per register block of a column reduction (four AVX-512 registers of `f32`) ...
+const COLS: usize = 64;
+/// ... used for rows of at most this many elements.
+const SHORT_ROW: usize = 256;
+
+/// Output elements `s..s + c.len()` of a column reduction of `[outer, red, inner]`, accumulated
+/// into `c` (which holds the initial values) by `f`.
+#[inline(always)]
+fn run_columns<T: Float>(x: &[T], s: usize, c: &mut [T], red: usize, inner: usize, f: impl Fn(T, T) -> T) {
+    let mut i = s;
+    let mut rest = c;
+    while !rest.is_empty() {
+        let (o, j0) = (i / inner, i % inner);
+        let len = (inner - j0).min(rest.len());
+        let (seg, tail) = rest.split_at_mut(len);
+        let base = o * red * inner + j0;
+        // Short rows: blocks of `COLS` columns accumulate in registers over all rows and are
+        // stored once, since accumulating in `seg` itself makes each row wait for the previous
+        // row's store to the same place. Long rows stream through `seg` (no such wait, and the
+        // input is read in order).
+        let mut j = 0;
+        while len <= SHORT_ROW && j + COLS <= len {
+            let mut acc: [T; COLS] = seg[j..j + COLS].try_into().expect("COLS elements");
+            for r in 0..red {
+                let row = &x[base + r * inner + j..base + r * inner + j + COLS];
+                for (a, &b) in acc.iter_mut().zip(row) {
+                    *a = f(*a, b);
+                }
+            }
+            seg[j..j + COLS].copy_from_slice(&acc);
+            j += COLS;
+        }
+        for r in 0..red {
+            let row = &x[base + r * inner + j..base + r * inner + len];
+            seg[j..].iter_mut().zip(row).for_each(|(a, &b)| *a = f(*a, b));
+        }
+        i += len;
+        rest = tail;
+    }
 }
 
 /// Reduces the sorted `dims` of `layout`; the result is contiguous in the keepdim shape.
