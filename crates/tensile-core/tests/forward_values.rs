@@ -268,6 +268,21 @@ fn broadcast_operands_of_every_kind_match_the_definition() {
     }
 }
 
+/// A single value broadcast to a shape, from a scalar or from inside a larger tensor, copies to
+/// that value everywhere (the gradient of a mean takes this path into elementwise gradients).
+#[test]
+fn a_broadcast_single_value_copies_to_every_element() {
+    let from_scalar = Tensor::scalar(2.5).broadcast_to((3, 4)).unwrap().contiguous().unwrap();
+    assert_eq!(vals(&from_scalar, &[3, 4]), vec![2.5; 12]);
+    let inside = iota(&[2, 3]).narrow(1, 2, 1).unwrap().narrow(0, 1, 1).unwrap(); // [[5.0]]
+    let spread = inside.broadcast_to((2, 5, 2)).unwrap().contiguous().unwrap();
+    assert_eq!(vals(&spread, &[2, 5, 2]), vec![5.0; 20]);
+    // Through a gradient: d(mean(x²))/dx = 2x/n, with the mean's gradient broadcast.
+    let x = f32s(&[1.0, -2.0, 3.0, 4.0], 4).requires_grad();
+    let g = x.square().unwrap().mean_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(&x).unwrap().to_vec::<f32>().unwrap(), vec![0.5, -1.0, 1.5, 2.0]);
+}
+
 // ---- matrix products ---------------------------------------------------------------------------
 
 #[test]

@@ -44,6 +44,10 @@ pub(crate) fn gather_strided<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T
     let n = layout.elem_count();
     let dims = layout.dims();
     let strides = layout.strides();
+    // One value broadcast to every element (the gradient of a mean, spread over its input).
+    if n > 0 && strides.iter().all(|&s| s == 0) {
+        return vec![data[layout.offset()]; n];
+    }
     // Fast path: the innermost dimension is contiguous, copy it as slices.
     if let (Some(&inner), Some(&1)) = (dims.last(), strides.last()) {
         let mut out = Vec::with_capacity(n);
