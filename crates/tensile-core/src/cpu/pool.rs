@@ -93,6 +93,93 @@ fn pool_plane_2x2<T: Float>(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
+
+    /// [`super::pool_plane_2x2`] for an `f32` plane at least eight outputs wide, eight outputs
+    /// at a time in AVX2 registers (the scalar loop does not vectorize: its pairs are
+    /// interleaved). A row whose width is not a multiple of 8 ends with the group of its last
+    /// eight outputs, which overlaps the group before and writes the same values there. Same
+    /// rule as the scalar loop (`better`, candidates in window order), so the same values and
+    /// indices.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn plane_2x2(
+        plane: &[f32],
+        (w, oh, ow): (usize, usize, usize),
+        out: &mut [MaybeUninit<f32>],
+        idx: &mut [MaybeUninit<u32>],
+    ) {
+        assert!(
+            ow >= 8 && 2 * ow <= w && 2 * oh * w <= plane.len() && out.len() == oh * ow && idx.len() == oh * ow,
+            "internal: plane_2x2 sizes"
+        );
+        let (one, two) = (_mm256_set1_epi32(1), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+        for i in 0..oh {
+            let (top, bottom) = (2 * i * w, (2 * i + 1) * w);
+            let mut j = 0;
+            loop {
+                // SAFETY: `j + 8 <= OW`, so the inputs `top + 2j .. top + 2j + 16` lie in row
+                // `2i` (`2·OW <= W`), those of row `2i + 1` in the plane (asserted above), and the
+                // outputs `i·OW + j .. + 8` in `out` and `idx`.
+                unsafe {
+                    let (a0, a1) = deinterleave(plane.as_ptr().add(top + 2 * j));
+                    let (b0, b1) = deinterleave(plane.as_ptr().add(bottom + 2 * j));
+                    let at_top = _mm256_add_epi32(_mm256_set1_epi32((top + 2 * j) as i32), two);
+                    let at_bottom = _mm256_add_epi32(_mm256_set1_epi32((bottom + 2 * j) as i32), two);
+                    let (mut best, mut at) = (a0, _mm256_castsi256_ps(at_top));
+                    for (v, k) in
+                        [(a1, _mm256_add_epi32(at_top, one)), (b0, at_bottom), (b1, _mm256_add_epi32(at_bottom, one))]
+                    {
+                        let take = better(v, best);
+                        best = _mm256_blendv_ps(best, v, take);
+                        at = _mm256_blendv_ps(at, _mm256_castsi256_ps(k), take);
+                    }
+                    let o = i * ow + j;
+                    _mm256_storeu_ps(out.as_mut_ptr().add(o).cast::<f32>(), best);
+                    _mm256_storeu_si256(idx.as_mut_ptr().add(o).cast::<__m256i>(), _mm256_castps_si256(at));
+                }
+                if j + 8 == ow {
+                    break;
+                }
+                j = (j + 8).min(ow - 8);
+            }
+        }
+    }
+
+    /// The even- and odd-indexed elements of the 16 floats at `p`.
+    #[inline(always)]
+    unsafe fn deinterleave(p: *const f32) -> (__m256, __m256) {
+        // SAFETY: the caller guarantees 16 readable floats at `p` and AVX2.
+        unsafe {
+            let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
+            // Within each 128-bit lane: [x0 x2 x8 x10 | x4 x6 x12 x14] and the odd ones; then
+            // the 64-bit pairs reordered 0, 2, 1, 3.
+            let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+            let odd = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+            let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+            (order(even), order(odd))
+        }
+    }
+
+    /// `super::better` lane by lane: all ones where `v` replaces `best`.
+    #[inline(always)]
+    unsafe fn better(v: __m256, best: __m256) -> __m256 {
+        // SAFETY: AVX comparisons on registers; the caller has AVX2.
+        unsafe {
+            let best_is_number = _mm256_cmp_ps::<_CMP_ORD_Q>(best, best);
+            let v_is_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
+            let larger = _mm256_cmp_ps::<_CMP_GT_OQ>(v, best);
+            _mm256_and_ps(best_is_number, _mm256_or_ps(v_is_nan, larger))
+        }
+    }
+}
+
 /// `[B, C, H, W] -> ([B, C, OH, OW], indices)`: each window's maximum and the index in its plane
 /// (`ih·W + iw`) of the first maximum. The caller checks that a plane has fewer than 2^32
 /// elements and that the padding is at most half the kernel.
@@ -108,8 +195,25 @@ pub(crate) fn max_pool2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> (
         let o = &mut out.spare_capacity_mut()[..total];
         let ix = &mut idx.spare_capacity_mut()[..total];
         let two_by_two = win.kernel == (2, 2) && win.stride == (2, 2) && win.padding == (0, 0);
+        #[cfg(target_arch = "x86_64")]
+        let vector = two_by_two
+            && ow >= 8
+            && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && std::arch::is_x86_feature_detected!("avx2");
         let one = |p: usize, o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<u32>]| {
             let plane = &x[p * plane_in..(p + 1) * plane_in];
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                // SAFETY: `T` is `f32` and the CPU has AVX2 (both checked in `vector`), so the
+                // slices may be viewed as `f32`; the plane holds `H·W` inputs and the outputs
+                // `OH·OW` elements.
+                unsafe {
+                    let plane = std::slice::from_raw_parts(plane.as_ptr().cast::<f32>(), plane.len());
+                    let o = std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<MaybeUninit<f32>>(), o.len());
+                    avx::plane_2x2(plane, (w, oh, ow), o, ix);
+                }
+                return;
+            }
             if two_by_two {
                 crate::simd::wide(
                     #[inline(always)]
@@ -178,6 +282,48 @@ pub(crate) fn max_pool2d_backward<T: Float>(g: &[T], idx: &[u32], dims: &[usize]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2×2 windows with stride 2 over `f32` planes wide enough for the vector path (widths that
+    /// are multiples of 8 outputs and widths that end in an overlapping group; odd input sizes
+    /// that leave a last row and column out), on values with many ties and some NaNs: values
+    /// (to the bit) and indices equal a scan of the definition, where a strictly larger value or
+    /// the first NaN wins.
+    #[test]
+    fn f32_two_by_two_windows_match_the_definition() {
+        let mut rng = crate::Rng::seed(9);
+        for dims in [[2, 3, 7, 17], [1, 2, 6, 26], [1, 1, 4, 32], [2, 1, 3, 21], [1, 1, 2, 16]] {
+            let n: usize = dims.iter().product();
+            let x: Vec<f32> = (0..n).map(|_| if rng.below(40) == 0 { f32::NAN } else { rng.below(4) as f32 }).collect();
+            let win = Window2d {
+                kernel: (2, 2),
+                stride: (2, 2),
+                padding: (0, 0),
+                dilation: (1, 1),
+                pad_value: f64::NEG_INFINITY,
+            };
+            let (h, w) = (dims[2], dims[3]);
+            let (oh, ow) = win.output_size(h, w).unwrap();
+            let (y, idx) = max_pool2d(&x, &dims, &win);
+            for p in 0..dims[0] * dims[1] {
+                for o in 0..oh * ow {
+                    let (i0, j0) = (2 * (o / ow), 2 * (o % ow));
+                    let (mut best, mut at) = (x[p * h * w + i0 * w + j0], i0 * w + j0);
+                    for (i, j) in [(i0, j0 + 1), (i0 + 1, j0), (i0 + 1, j0 + 1)] {
+                        let v = x[p * h * w + i * w + j];
+                        if !best.is_nan() && (v.is_nan() || v > best) {
+                            (best, at) = (v, i * w + j);
+                        }
+                    }
+                    let k = p * oh * ow + o;
+                    assert_eq!(
+                        (y[k].to_bits(), idx[k] as usize),
+                        (best.to_bits(), at),
+                        "{dims:?}, plane {p}, output {o}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Windows that overlap, stick out of the input (padding) and skip inputs (stride > kernel)
     /// against a plain scan of the definition, on values with many ties.
