@@ -283,6 +283,32 @@ fn a_broadcast_single_value_copies_to_every_element() {
     assert_eq!(g.get(&x).unwrap().to_vec::<f32>().unwrap(), vec![0.5, -1.0, 1.5, 2.0]);
 }
 
+/// Copies of transposed views (the column-major layouts that go through the tiled transpose):
+/// matrices around the tile size, a narrowed one at an offset, a batch of permuted matrices and
+/// a matrix broadcast over a batch, each element where the definition puts it.
+#[test]
+fn copies_of_transposed_views_match_the_definition() {
+    for (r, c) in [(2, 2), (8, 8), (9, 17), (64, 3), (130, 70)] {
+        let m = iota(&[r, c]);
+        let t = m.t().unwrap().contiguous().unwrap();
+        let want: Vec<f32> = (0..c).flat_map(|j| (0..r).map(move |i| (i * c + j) as f32)).collect();
+        assert_eq!(vals(&t, &[c, r]), want, "{r}x{c}");
+    }
+    // Columns 1..6 of a 10x7 matrix, transposed: [5, 10] at an offset with column stride 7.
+    let part = iota(&[10, 7]).narrow(1, 1, 5).unwrap().t().unwrap().contiguous().unwrap();
+    let want: Vec<f32> = (1..6).flat_map(|j| (0..10).map(move |i| (i * 7 + j) as f32)).collect();
+    assert_eq!(vals(&part, &[5, 10]), want);
+    // [3, 11, 13] -> [3, 13, 11].
+    let b = iota(&[3, 11, 13]).permute(&[0, 2, 1]).unwrap().contiguous().unwrap();
+    let want: Vec<f32> =
+        (0..3).flat_map(|k| (0..13).flat_map(move |j| (0..11).map(move |i| (k * 143 + i * 13 + j) as f32))).collect();
+    assert_eq!(vals(&b, &[3, 13, 11]), want);
+    // One transposed matrix seen by every entry of a batch of 4.
+    let shared = iota(&[6, 9]).t().unwrap().broadcast_to((4, 9, 6)).unwrap().contiguous().unwrap();
+    let one: Vec<f32> = (0..9).flat_map(|j| (0..6).map(move |i| (i * 9 + j) as f32)).collect();
+    assert_eq!(vals(&shared, &[4, 9, 6]), one.repeat(4));
+}
+
 // ---- matrix products ---------------------------------------------------------------------------
 
 #[test]

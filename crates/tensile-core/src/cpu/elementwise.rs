@@ -48,6 +48,14 @@ pub(crate) fn gather_strided<T: WithDType>(data: &[T], layout: &Layout) -> Vec<T
     if n > 0 && strides.iter().all(|&s| s == 0) {
         return vec![data[layout.offset()]; n];
     }
+    // Column-major matrices (a transposed view, or a batch of them): tiles through registers,
+    // where the walk below reads with a stride of a whole column per element.
+    let r = dims.len();
+    if r >= 2 && strides[r - 2] == 1 && dims[r - 2] > 1 && dims[r - 1] > 1 && strides[r - 1] >= dims[r - 2] {
+        let batch = Layout::new(crate::shape::Shape::from(&dims[..r - 2]), &strides[..r - 2], layout.offset());
+        let starts: Vec<usize> = batch.offsets_from(0).collect();
+        return super::transpose::transpose(data, &starts, dims[r - 2], dims[r - 1], strides[r - 1]);
+    }
     // Fast path: the innermost dimension is contiguous, copy it as slices.
     if let (Some(&inner), Some(&1)) = (dims.last(), strides.last()) {
         let mut out = Vec::with_capacity(n);
