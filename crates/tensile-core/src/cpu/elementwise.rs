@@ -269,7 +269,7 @@ where
                 |s, c| {
                     // One run per row, in order: the row values' offsets are read in step.
                     let mut value = values.offsets_from(s / inner);
-                    rows(c, s, inner, |run, i, _| {
+                    rows(c, s, inner, |run, i| {
                         let y = b[value.next().expect("internal: one value per row")];
                         let len = run.len();
                         for (o, &x) in run.iter_mut().zip(&a[i..i + len]) {
@@ -287,7 +287,7 @@ where
                 #[inline(always)]
                 |s, c| {
                     let mut value = values.offsets_from(s / inner);
-                    rows(c, s, inner, |run, i, _| {
+                    rows(c, s, inner, |run, i| {
                         let x = a[value.next().expect("internal: one value per row")];
                         let len = run.len();
                         for (o, &y) in run.iter_mut().zip(&b[i..i + len]) {
@@ -362,17 +362,16 @@ fn blocks<O>(c: &mut [O], start: usize, block: usize, mut g: impl FnMut(&mut [O]
     }
 }
 
-/// Cuts `c` into runs of one row of `inner` elements and calls `g(run, i, row)` on each, `i`
-/// being the run's first global index.
+/// Cuts `c` into runs of one row of `inner` elements and calls `g(run, i)` on each, `i` being
+/// the run's first global index.
 #[inline(always)]
-fn rows<O>(c: &mut [O], start: usize, inner: usize, mut g: impl FnMut(&mut [O], usize, usize)) {
+fn rows<O>(c: &mut [O], start: usize, inner: usize, mut g: impl FnMut(&mut [O], usize)) {
     let mut i = start;
     let mut rest = c;
     while !rest.is_empty() {
-        let r = i / inner;
-        let len = ((r + 1) * inner - i).min(rest.len());
+        let len = (inner - i % inner).min(rest.len());
         let (run, tail) = rest.split_at_mut(len);
-        g(run, i, r);
+        g(run, i);
         i += len;
         rest = tail;
     }
