@@ -14,6 +14,21 @@ use crate::error::{Error, Result};
 const INLINE_RANK: usize = 5;
 type DimVec = SmallVec<[usize; INLINE_RANK]>;
 
+/// A `DimVec` of `len` numbers written by `fill`, through a plain array when they fit inline:
+/// filling the small vector through its own accessors cost more than the work (2.5% of a W3
+/// step for the strides alone).
+#[inline(always)]
+fn filled(len: usize, fill: impl FnOnce(&mut [usize])) -> DimVec {
+    if len > INLINE_RANK {
+        let mut v = DimVec::from_elem(0, len);
+        fill(&mut v);
+        return v;
+    }
+    let mut buf = [0; INLINE_RANK];
+    fill(&mut buf[..len]);
+    DimVec::from_buf_and_len(buf, len)
+}
+
 /// The sizes of a tensor's dimensions, outermost first.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape(DimVec);
@@ -42,22 +57,13 @@ impl Shape {
     }
     fn contiguous_strides_inline(&self) -> DimVec {
         let dims = self.dims();
-        let (mut buf, mut acc) = ([0; INLINE_RANK], 1);
-        if dims.len() > INLINE_RANK {
-            let mut strides = DimVec::from_elem(0, dims.len());
+        filled(dims.len(), |strides| {
+            let mut acc = 1;
             for (s, &d) in strides.iter_mut().zip(dims).rev() {
                 *s = acc;
                 acc *= d;
             }
-            return strides;
-        }
-        // Written into a plain array first: through the small vector's accessors, this
-        // function was 2.5% of a W3 step.
-        for (s, &d) in buf.iter_mut().zip(dims).rev() {
-            *s = acc;
-            acc *= d;
-        }
-        DimVec::from_buf_and_len(buf, dims.len())
+        })
     }
 
     /// The NumPy broadcast of two shapes: align trailing dimensions; each pair must be equal or
@@ -241,19 +247,8 @@ impl Layout {
 
     /// The layout with dimensions reordered: new dimension `i` is old dimension `perm[i]`.
     pub fn permute(&self, perm: &[usize]) -> Layout {
-        if perm.len() <= INLINE_RANK {
-            // Filled as plain arrays: collecting into the inline vectors, or indexing them,
-            // costs more than the permute itself.
-            let (mut dims, mut strides) = ([0; INLINE_RANK], [0; INLINE_RANK]);
-            for ((d, s), &p) in dims.iter_mut().zip(&mut strides).zip(perm) {
-                (*d, *s) = (self.shape.0[p], self.strides[p]);
-            }
-            let (dims, strides) =
-                (DimVec::from_buf_and_len(dims, perm.len()), DimVec::from_buf_and_len(strides, perm.len()));
-            return Layout { shape: Shape(dims), strides, offset: self.offset };
-        }
-        let dims = perm.iter().map(|&p| self.shape.0[p]).collect();
-        let strides = perm.iter().map(|&p| self.strides[p]).collect();
+        let dims = filled(perm.len(), |d| d.iter_mut().zip(perm).for_each(|(d, &p)| *d = self.shape.0[p]));
+        let strides = filled(perm.len(), |s| s.iter_mut().zip(perm).for_each(|(s, &p)| *s = self.strides[p]));
         Layout { shape: Shape(dims), strides, offset: self.offset }
     }
 

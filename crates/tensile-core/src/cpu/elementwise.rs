@@ -230,72 +230,19 @@ where
         }
         (Some(ra), None) if repeated_block(lb).is_some() => {
             let block = repeated_block(lb).expect("checked");
-            let (a, b) = (&a[ra], &b[lb.offset()..lb.offset() + block]);
-            par_new(
-                n,
-                #[inline(always)]
-                |s, c| {
-                    blocks(c, s, block, |run, i, j| {
-                        let len = run.len();
-                        for ((o, &x), &y) in run.iter_mut().zip(&a[i..i + len]).zip(&b[j..j + len]) {
-                            o.write(f(x, y));
-                        }
-                    })
-                },
-            )
+            with_repeated_block(&a[ra], &b[lb.offset()..lb.offset() + block], n, f)
         }
         (None, Some(rb)) if repeated_block(la).is_some() => {
             let block = repeated_block(la).expect("checked");
-            let (a, b) = (&a[la.offset()..la.offset() + block], &b[rb]);
-            par_new(
-                n,
-                #[inline(always)]
-                |s, c| {
-                    blocks(c, s, block, |run, i, j| {
-                        let len = run.len();
-                        for ((o, &x), &y) in run.iter_mut().zip(&a[j..j + len]).zip(&b[i..i + len]) {
-                            o.write(f(x, y));
-                        }
-                    })
-                },
-            )
+            with_repeated_block(&b[rb], &a[la.offset()..la.offset() + block], n, move |y, x| f(x, y))
         }
         (Some(ra), None) if value_per_row(lb).is_some() => {
             let (inner, values) = value_per_row(lb).expect("checked");
-            let a = &a[ra];
-            par_new(
-                n,
-                #[inline(always)]
-                |s, c| {
-                    // One run per row, in order: the row values' offsets are read in step.
-                    let mut value = values.offsets_from(s / inner);
-                    rows(c, s, inner, |run, i| {
-                        let y = b[value.next().expect("internal: one value per row")];
-                        let len = run.len();
-                        for (o, &x) in run.iter_mut().zip(&a[i..i + len]) {
-                            o.write(f(x, y));
-                        }
-                    })
-                },
-            )
+            with_value_per_row(&a[ra], b, inner, &values, f)
         }
         (None, Some(rb)) if value_per_row(la).is_some() => {
             let (inner, values) = value_per_row(la).expect("checked");
-            let b = &b[rb];
-            par_new(
-                n,
-                #[inline(always)]
-                |s, c| {
-                    let mut value = values.offsets_from(s / inner);
-                    rows(c, s, inner, |run, i| {
-                        let x = a[value.next().expect("internal: one value per row")];
-                        let len = run.len();
-                        for (o, &y) in run.iter_mut().zip(&b[i..i + len]) {
-                            o.write(f(x, y));
-                        }
-                    })
-                },
-            )
+            with_value_per_row(&b[rb], a, inner, &values, move |y, x| f(x, y))
         }
         _ if unit_last_stride(la) && unit_last_stride(lb) => {
             // Rows contiguous in both, at any row strides (a narrowed view of a wider tensor, a
@@ -337,6 +284,62 @@ where
             },
         ),
     }
+}
+
+/// `out[i] = f(full[i], block[i mod block.len()])` for the `n` elements of `full`: one operand
+/// contiguous, the other one block repeated (a bias over rows). Each side of `zip_map` calls it,
+/// the right-hand one with `f`'s arguments swapped back.
+#[inline(always)]
+fn with_repeated_block<A, B, O>(full: &[A], block: &[B], n: usize, f: impl Fn(A, B) -> O + Sync + Copy) -> Vec<O>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    O: Copy + Send,
+{
+    par_new(
+        n,
+        #[inline(always)]
+        |s, c| {
+            blocks(c, s, block.len(), |run, i, j| {
+                let len = run.len();
+                for ((o, &x), &y) in run.iter_mut().zip(&full[i..i + len]).zip(&block[j..j + len]) {
+                    o.write(f(x, y));
+                }
+            })
+        },
+    )
+}
+
+/// `out[i] = f(full[i], data[v_r])` for the elements of `full` (contiguous), where row `r` of
+/// `inner` elements holds the value at the `r`-th offset of `values` (see `value_per_row`).
+#[inline(always)]
+fn with_value_per_row<A, B, O>(
+    full: &[A],
+    data: &[B],
+    inner: usize,
+    values: &Layout,
+    f: impl Fn(A, B) -> O + Sync + Copy,
+) -> Vec<O>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    O: Copy + Send,
+{
+    par_new(
+        full.len(),
+        #[inline(always)]
+        |s, c| {
+            // One run per row, in order: the row values' offsets are read in step.
+            let mut value = values.offsets_from(s / inner);
+            rows(c, s, inner, |run, i| {
+                let y = data[value.next().expect("internal: one value per row")];
+                let len = run.len();
+                for (o, &x) in run.iter_mut().zip(&full[i..i + len]) {
+                    o.write(f(x, y));
+                }
+            })
+        },
+    )
 }
 
 /// Whether the last dimension of `l` is contiguous and long enough to be worth a row loop.
