@@ -1,5 +1,6 @@
 //! Adam (Kingma & Ba, 2015), computed as PyTorch's `torch.optim.Adam` (single-tensor path) does,
-//! so the two agree to rounding; the update is shared with [`super::AdamW`]:
+//! except that `sqrt(v)` is multiplied by `1 / sqrt(1 - b2^t)` instead of divided by
+//! `sqrt(1 - b2^t)`, so the two agree to rounding; the update is shared with [`super::AdamW`]:
 //!
 //! ```text
 //! p = p * (1 - lr * wd)                               (AdamW: decoupled weight decay)
@@ -66,6 +67,8 @@ pub(crate) struct AdamRule {
     pub(crate) amsgrad: bool,
     /// AdamW: weight decay shrinks the parameter instead of joining the gradient.
     pub(crate) decoupled: bool,
+    /// The last step count's bias corrections (see [`AdamRule::corrections`]).
+    pub(crate) corrections: Option<(u64, f64, f64)>,
 }
 
 impl AdamRule {
@@ -81,7 +84,21 @@ impl AdamRule {
         .collect()
     }
 
-    pub(crate) fn update(&self, p: ParamStep<'_>) {
+    /// `1 - b1^t` and `1 - b2^t` for step `t`, worked out once for all the parameters at the
+    /// same step: two `powf` calls cost more than the whole update of a small parameter.
+    fn corrections(&mut self, step: u64) -> (f64, f64) {
+        match self.corrections {
+            Some((t, c1, c2)) if t == step => (c1, c2),
+            _ => {
+                let t = step as f64;
+                let (c1, c2) = (1.0 - self.beta1.powf(t), 1.0 - self.beta2.powf(t));
+                self.corrections = Some((step, c1, c2));
+                (c1, c2)
+            }
+        }
+    }
+
+    pub(crate) fn update(&mut self, p: ParamStep<'_>) {
         let n = p.w.len();
         let [m, v, vmax] = p.buffers else { unreachable!("internal: Adam has three buffers") };
         ensure(m, n, 0.0);
@@ -90,16 +107,19 @@ impl AdamRule {
             ensure(vmax, n, 0.0);
         }
         // Scalars as PyTorch computes them in Python (f64), each then used by an f32 kernel.
-        let t = p.step as f64;
-        let step_size = (p.lr / (1.0 - self.beta1.powf(t))) as f32;
-        let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt() as f32;
+        let (bc1, bc2) = self.corrections(p.step);
+        let step_size = (p.lr / bc1) as f32;
+        // PyTorch divides each `sqrt(v)` by `sqrt(1 - b2^t)`; multiplying by the reciprocal
+        // instead differs by at most an ulp or so and leaves one division per element, the
+        // operation that bounds this loop (W3's step: BENCHMARKS.md).
+        let inv_bc2_sqrt = (1.0 / bc2.sqrt()) as f32;
         let (w1, b2, w2, eps) =
             ((1.0 - self.beta1) as f32, self.beta2 as f32, (1.0 - self.beta2) as f32, self.eps as f32);
         let wd = p.weight_decay as f32;
         let shrink = (1.0 - p.lr * p.weight_decay) as f32;
         let decay_param = self.decoupled && p.weight_decay != 0.0;
         let l2 = !self.decoupled && p.weight_decay != 0.0;
-        let c = Coefs { step_size, bc2_sqrt, w1, b2, w2, eps, wd, shrink };
+        let c = Coefs { step_size, inv_bc2_sqrt, w1, b2, w2, eps, wd, shrink };
         // One fused pass per parameter (m, v and the weight in one loop, no temporaries), with
         // the options fixed at compile time so the loop has no branches and vectorizes.
         macro_rules! run {
@@ -132,7 +152,7 @@ impl AdamRule {
 /// The f32 coefficients of one Adam step.
 struct Coefs {
     step_size: f32,
-    bc2_sqrt: f32,
+    inv_bc2_sqrt: f32,
     w1: f32,
     b2: f32,
     w2: f32,
@@ -164,7 +184,7 @@ fn adam_one<const DECAY: bool, const L2: bool>(
         }
         None => *v,
     };
-    let denom = second.sqrt() / c.bc2_sqrt + c.eps;
+    let denom = second.sqrt() * c.inv_bc2_sqrt + c.eps;
     *w += -c.step_size * *m / denom;
 }
 
@@ -221,7 +241,7 @@ impl Adam {
 
     fn rule(&self) -> AdamRule {
         let c = &self.config;
-        AdamRule { beta1: c.beta1, beta2: c.beta2, eps: c.eps, amsgrad: c.amsgrad, decoupled: false }
+        AdamRule { beta1: c.beta1, beta2: c.beta2, eps: c.eps, amsgrad: c.amsgrad, decoupled: false, corrections: None }
     }
 
     fn hyperparameters(&self) -> BTreeMap<String, f64> {
@@ -232,7 +252,7 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.config.validate()?;
-        let rule = self.rule();
+        let mut rule = self.rule();
         self.groups.step("Adam", grads, |p| rule.update(p))
     }
     shared_optimizer_methods!();

@@ -67,7 +67,7 @@ impl AdamW {
 
     fn rule(&self) -> AdamRule {
         let c = &self.config;
-        AdamRule { beta1: c.beta1, beta2: c.beta2, eps: c.eps, amsgrad: c.amsgrad, decoupled: true }
+        AdamRule { beta1: c.beta1, beta2: c.beta2, eps: c.eps, amsgrad: c.amsgrad, decoupled: true, corrections: None }
     }
 
     fn hyperparameters(&self) -> BTreeMap<String, f64> {
@@ -78,7 +78,7 @@ impl AdamW {
 impl Optimizer for AdamW {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.config.validate()?;
-        let rule = self.rule();
+        let mut rule = self.rule();
         self.groups.step("AdamW", grads, |p| rule.update(p))
     }
     shared_optimizer_methods!();

@@ -9,7 +9,8 @@
 //!
 //! Every optimizer follows the single-tensor (for-loop) algorithm of its `torch.optim`
 //! counterpart, operation by operation in f32 with scalar coefficients worked out in f64 first
-//! (as Python does), so results agree with PyTorch to rounding. Lion, which torch lacks, follows
+//! (as Python does), so results agree with PyTorch to rounding (Adam and AdamW multiply by one
+//! reciprocal where PyTorch divides; see their module). Lion, which torch lacks, follows
 //! lucidrains' `lion-pytorch`.
 //!
 //! [`Optimizer::state`] exports everything a resumed run needs as plain data
