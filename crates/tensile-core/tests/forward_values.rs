@@ -407,6 +407,83 @@ fn matmul_of_two_vectors_is_a_scalar() {
     assert_eq!(vals(&dot, &[]), vec![32.0]);
 }
 
+#[test]
+fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit() {
+    // Values and gradients of the one-op `linear` against `t`, `matmul` and `add`: the same
+    // kernels in the same order, so the same bits. Shapes: a batch (the transposed weight is
+    // copied row-major first), one row, a sequence, no bias, a vector input, a transposed weight.
+    let mut rng = tensile_core::Rng::seed(11);
+    let cases: [(&[usize], usize, bool, bool); 7] = [
+        (&[32, 16], 64, true, false),
+        (&[1, 5], 3, true, false),
+        (&[2, 3, 4], 5, true, false),
+        (&[7, 9], 6, false, false),
+        (&[4], 3, true, false),
+        (&[6, 5], 4, true, true),
+        (&[33, 130], 70, true, false),
+    ];
+    for (xd, out, with_bias, transposed_w) in cases {
+        let in_f = xd[xd.len() - 1];
+        let x = Tensor::randn(xd.to_vec(), 0.0, 1.0, DType::F32, &mut rng).requires_grad();
+        let w = if transposed_w {
+            Tensor::randn((in_f, out), 0.0, 1.0, DType::F32, &mut rng).requires_grad()
+        } else {
+            Tensor::randn((out, in_f), 0.0, 1.0, DType::F32, &mut rng).requires_grad()
+        };
+        // One view per graph: a backward pass consumes the graph it walks.
+        let wv = || if transposed_w { w.t().unwrap() } else { w.clone() };
+        let b = Tensor::randn(out, 0.0, 1.0, DType::F32, &mut rng).requires_grad();
+        let bias = with_bias.then_some(&b);
+        let fused = x.linear(&wv(), bias).unwrap();
+        let mut composed = x.matmul(&wv().t().unwrap()).unwrap();
+        if let Some(b) = bias {
+            composed = composed.add(b).unwrap();
+        }
+        let case = format!("x {xd:?}, {out} outputs, bias {with_bias}, transposed weight {transposed_w}");
+        assert_eq!(fused.dims(), composed.dims(), "{case}");
+        let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused), bits(&composed), "values, {case}");
+        let seed = Tensor::randn(fused.shape(), 0.0, 1.0, DType::F32, &mut rng);
+        let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+        let mut leaves = vec![("x", &x), ("w", &w)];
+        if with_bias {
+            leaves.push(("b", &b));
+        }
+        for (name, t) in leaves {
+            let (f, c) = (gf.get(t).unwrap(), gc.get(t).unwrap());
+            assert_eq!(f.dims(), t.dims(), "gradient shape of {name}, {case}");
+            assert_eq!(bits(f), bits(c), "gradient of {name}, {case}");
+        }
+        if !with_bias {
+            assert!(gf.get(&b).is_none(), "{case}");
+        }
+    }
+}
+
+#[test]
+fn linear_argument_errors_name_the_problem() {
+    let x = Tensor::zeros((2, 4), DType::F32);
+    let w = Tensor::zeros((3, 4), DType::F32);
+    let err = |r: tensile_core::Result<Tensor>| r.unwrap_err().to_string();
+    let rank = err(x.linear(&Tensor::zeros(4, DType::F32), None));
+    assert!(
+        rank.contains("linear") && rank.contains("weight must be [out_features, in_features], found [4]"),
+        "{rank}"
+    );
+    let inner = err(Tensor::zeros((2, 5), DType::F32).linear(&w, None));
+    assert!(inner.contains("linear") && inner.contains("[2, 5]") && inner.contains("[3, 4]"), "{inner}");
+    let scalar = err(Tensor::zeros((), DType::F32).linear(&w, None));
+    assert!(scalar.contains("linear"), "{scalar}");
+    let bias = err(x.linear(&w, Some(&Tensor::zeros(4, DType::F32))));
+    assert!(bias.contains("bias must have shape [3], found [4]"), "{bias}");
+    let f64_weight = err(x.linear(&w.to_dtype(DType::F64).unwrap(), None));
+    assert!(f64_weight.contains("weight has dtype F64 but the input has F32"), "{f64_weight}");
+    let f64_bias = err(x.linear(&w, Some(&Tensor::zeros(3, DType::F64))));
+    assert!(f64_bias.contains("bias has dtype F64 but the input has F32"), "{f64_bias}");
+    let ints = err(Tensor::zeros((2, 4), DType::U32).linear(&w, None));
+    assert!(ints.contains("linear"), "{ints}");
+}
+
 // ---- indexing, selection and shape ops ----------------------------------------------------------
 
 #[test]

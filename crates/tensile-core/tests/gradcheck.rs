@@ -387,6 +387,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn linear_with_and_without_bias(lead in prop::collection::vec(1usize..=3, 0..=2), k in 1usize..=4,
+                                    n in 1usize..=4, kx in 0u8..4, kw in 0u8..2, bias in any::<bool>(),
+                                    seed in any::<u64>()) {
+        // `x` plain, transposed, permuted or narrowed; the weight plain or a transposed view.
+        let mut target = lead.clone();
+        target.push(k);
+        let x = Input::new(&target, kx, seed, false);
+        let w = matmul_operand(&[], n, k, kw, !seed);
+        let mut rng = Rng::seed(seed);
+        let mut inputs = vec![x.values(Domain::Any, &mut rng), w.values(Domain::Any, &mut rng)];
+        if bias {
+            inputs.push(values(&[n], Domain::Any, &mut rng));
+        }
+        check(|xs| x.apply(&xs[0])?.linear(&w.apply(&xs[1])?, xs.get(2)), inputs);
+    }
+}
+
 #[test]
 fn matmul_of_two_vectors_is_a_scalar_with_gradients() {
     // Regression: `[K] @ [K]` squeezed a dimension that was already gone and errored.

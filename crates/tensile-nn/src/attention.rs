@@ -126,10 +126,7 @@ impl MultiheadSelfAttention {
         let padding = key_padding_mask.map(|m| padding_mask(m, b, t, unbatched)).transpose()?;
 
         let hd = e / nh;
-        let mut qkv = x.matmul(&self.in_proj_weight.t()?)?;
-        if let Some(bias) = &self.in_proj_bias {
-            qkv = qkv.add(bias)?;
-        }
+        let qkv = x.linear(&self.in_proj_weight, self.in_proj_bias.as_ref())?;
         // [B, T, 3E] -> [3, B, nh, T, hd], views. q, k, v are narrows of dimension 0 that keep
         // it with size 1 ([1, B, nh, T, hd]): squeezing it away would copy the strided data.
         let heads = qkv.reshape(vec![b, t, 3, nh, hd])?.permute(&[2, 0, 3, 1, 4])?;

@@ -51,12 +51,8 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // The transpose is a view; the GEMM reads it with swapped strides, no copy.
-        let y = x.matmul(&self.weight.t()?)?;
-        Ok(match &self.bias {
-            Some(b) => y.add(b)?,
-            None => y,
-        })
+        // One op in the graph for the product and the bias.
+        Ok(x.linear(&self.weight, self.bias.as_ref())?)
     }
     fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor)) {
         f(&join_name(prefix, "weight"), &self.weight);

@@ -2,9 +2,11 @@
 //! NumPy, 1-D operands promoted as in `torch.matmul`. Transposed operands are views: the GEMM
 //! kernel reads any row and column strides, so `a.t()` never copies.
 
-use crate::error::{Error, Result};
-use crate::ops::Op;
-use crate::shape::Shape;
+use smallvec::SmallVec;
+
+use crate::error::{Error, Result, invalid};
+use crate::ops::{BinaryOp, Op};
+use crate::shape::{Layout, Shape};
 use crate::storage::{BackendStorage, MatmulDims};
 use crate::tensor::Tensor;
 
@@ -31,6 +33,19 @@ pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Vec<Option<
     Ok(vec![ga, gb])
 }
 
+/// `d(x @ wᵀ + b)` for a matrix `x`: `dx = G @ w`, `dw = Gᵀ @ x` (in `w`'s own order, so it is
+/// contiguous), `db` = `G` summed over its rows. The same products and sum as the gradient of
+/// `x.matmul(&w.t()?)?.add(b)`, so the same bits.
+pub(crate) fn linear_backward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let gx = if x.tracks_grad() { Some(g.matmul(w)?) } else { None };
+    let gw = if w.tracks_grad() { Some(g.t()?.matmul(x)?) } else { None };
+    let mut grads = vec![gx, gw];
+    if let Some(b) = b {
+        grads.push(if b.tracks_grad() { Some(g.sum_to(b.shape())?) } else { None });
+    }
+    Ok(grads)
+}
+
 /// Whether `t` is a 2-D column-major view (strides `[1, rows]`), such as `w.t()` of a contiguous
 /// `w`.
 fn transposed_matrix(t: &Tensor) -> bool {
@@ -51,6 +66,62 @@ impl Tensor {
             (_, 1) => self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1),
             _ => self.matmul_nd(rhs),
         }
+    }
+
+    /// `self @ weightᵀ + bias`, PyTorch's `F.linear`: `x [..., in]`, `weight [out, in]`, `bias
+    /// [out]` -> `[..., out]`. One op in the graph where the three-op version (`t`, `matmul`,
+    /// `add`) records three, with the same result to the bit and the same gradients.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.require_float("linear")?;
+        if weight.rank() != 2 {
+            return invalid("linear", format!("weight must be [out_features, in_features], found {}", weight.shape()));
+        }
+        let (out_f, in_f) = (weight.dims()[0], weight.dims()[1]);
+        if self.rank() == 0 || self.dims()[self.rank() - 1] != in_f {
+            return Err(Error::ShapeMismatch {
+                op: "linear",
+                lhs: Box::new(self.shape().clone()),
+                rhs: Box::new(weight.shape().clone()),
+            });
+        }
+        if let Some(b) = bias
+            && b.dims() != [out_f]
+        {
+            return invalid("linear", format!("bias must have shape [{out_f}], found {}", b.shape()));
+        }
+        for (what, t) in [("weight", Some(weight)), ("bias", bias)] {
+            if let Some(t) = t
+                && t.dtype() != self.dtype()
+            {
+                return invalid(
+                    "linear",
+                    format!("{what} has dtype {:?} but the input has {:?}", t.dtype(), self.dtype()),
+                );
+            }
+        }
+        match self.rank() {
+            1 => return self.unsqueeze(0)?.linear(weight, bias)?.squeeze(0),
+            2 => {}
+            r => {
+                // Every leading dimension is one more row of one product.
+                let mut dims = self.dims()[..r - 1].to_vec();
+                let rows = dims.iter().product::<usize>();
+                dims.push(out_f);
+                return self.reshape(vec![rows, in_f])?.linear(weight, bias)?.reshape(dims);
+            }
+        }
+        let m = self.dims()[0];
+        let wt = weight.layout().permute(&[1, 0]);
+        let dims = MatmulDims { batch: Shape::scalar(), m, k: in_f, n: out_f };
+        let shape = Shape::from([m, out_f]);
+        let mut storage = self.storage().matmul(self.layout(), &weight.storage(), &wt, &dims)?;
+        if let Some(b) = bias {
+            let bl = b.layout().broadcast_to("linear", &shape)?;
+            storage = storage.binary(&Layout::contiguous(shape.clone()), &b.storage(), &bl, BinaryOp::Add)?;
+        }
+        let out = Tensor::from_storage(storage, shape, self.device());
+        let inputs: SmallVec<[&Tensor; 3]> = [Some(self), Some(weight), bias].into_iter().flatten().collect();
+        Ok(out.with_op(|| Op::Linear(self.clone(), weight.clone(), bias.cloned()), &inputs))
     }
 
     fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {
