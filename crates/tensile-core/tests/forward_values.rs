@@ -484,6 +484,56 @@ fn linear_argument_errors_name_the_problem() {
     assert!(ints.contains("linear"), "{ints}");
 }
 
+#[test]
+fn mse_loss_is_the_op_by_op_formula_to_the_bit() {
+    // Value and gradients of the one-op loss against `sub`, `square` and `mean_all` / `sum_all`,
+    // for a batch of predictions, a matrix with a tracked target, a scalar, and f64.
+    let mut rng = tensile_core::Rng::seed(12);
+    let cases: [(&[usize], DType, bool); 5] = [
+        (&[32, 1], DType::F32, false),
+        (&[7, 13], DType::F32, true),
+        (&[], DType::F32, true),
+        (&[300], DType::F32, false),
+        (&[4, 5], DType::F64, true),
+    ];
+    let bits = |t: &Tensor| -> Vec<u64> {
+        let t = t.to_dtype(DType::F64).unwrap();
+        t.to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    for (dims, dtype, target_tracks) in cases {
+        for mean in [true, false] {
+            let x = Tensor::randn(dims.to_vec(), 0.0, 1.0, dtype, &mut rng).requires_grad();
+            let t = Tensor::randn(dims.to_vec(), 0.0, 1.0, dtype, &mut rng);
+            let t = if target_tracks { t.requires_grad() } else { t };
+            let fused = x.mse_loss(&t, mean).unwrap();
+            let sq = x.sub(&t).unwrap().square().unwrap();
+            let composed = if mean { sq.mean_all().unwrap() } else { sq.sum_all().unwrap() };
+            let case = format!("{dims:?} {dtype:?}, mean {mean}, tracked target {target_tracks}");
+            assert_eq!(fused.dims(), &[] as &[usize], "{case}");
+            assert_eq!(bits(&fused), bits(&composed), "value, {case}");
+            let seed = Tensor::full(0.75, (), dtype);
+            let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+            assert_eq!(bits(gf.get(&x).unwrap()), bits(gc.get(&x).unwrap()), "input gradient, {case}");
+            match target_tracks {
+                true => assert_eq!(bits(gf.get(&t).unwrap()), bits(gc.get(&t).unwrap()), "target gradient, {case}"),
+                false => assert!(gf.get(&t).is_none(), "{case}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn mse_loss_argument_errors_name_the_problem() {
+    let x = Tensor::zeros((2, 3), DType::F32);
+    let err = |r: tensile_core::Result<Tensor>| r.unwrap_err().to_string();
+    let shape = err(x.mse_loss(&Tensor::zeros((3, 2), DType::F32), true));
+    assert!(shape.contains("mse_loss") && shape.contains("[2, 3]") && shape.contains("[3, 2]"), "{shape}");
+    let dtype = err(x.mse_loss(&Tensor::zeros((2, 3), DType::F64), true));
+    assert!(dtype.contains("mse_loss"), "{dtype}");
+    let ints = err(Tensor::zeros((2, 3), DType::U32).mse_loss(&Tensor::zeros((2, 3), DType::U32), false));
+    assert!(ints.contains("mse_loss"), "{ints}");
+}
+
 // ---- indexing, selection and shape ops ----------------------------------------------------------
 
 #[test]

@@ -408,6 +408,18 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn mse_loss_to_both_operands(s in shape(), ki in 0u8..4, kt in 0u8..4, mean in any::<bool>(), seed in any::<u64>()) {
+        let (i, t) = (Input::new(&s, ki, seed, false), Input::new(&s, kt, !seed, false));
+        let mut rng = Rng::seed(seed);
+        let inputs = vec![i.values(Domain::Any, &mut rng), t.values(Domain::Any, &mut rng)];
+        check(|xs| i.apply(&xs[0])?.mse_loss(&t.apply(&xs[1])?, mean), inputs);
+    }
+}
+
 #[test]
 fn matmul_of_two_vectors_is_a_scalar_with_gradients() {
     // Regression: `[K] @ [K]` squeezed a dimension that was already gone and errored.

@@ -9,6 +9,7 @@
 pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod index;
+pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod reduce;
@@ -56,6 +57,8 @@ pub(crate) enum Op {
     MaxPool2d(Tensor, Tensor),
     /// Input, and the weight, bias and row statistics.
     LayerNorm(Tensor, Box<norm::LayerNormSaved>),
+    /// Input, target, their difference, and whether the loss is the mean (else the sum).
+    MseLoss(Tensor, Tensor, Tensor, bool),
 }
 
 impl Op {
@@ -77,7 +80,7 @@ impl Op {
                 [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect()
             }
             Op::LayerNorm(x, s) => [Some(x), s.weight.as_ref(), s.bias.as_ref()].into_iter().flatten().collect(),
-            Op::Binary(a, b, _) | Op::Matmul(a, b) => smallvec![a, b],
+            Op::Binary(a, b, _) | Op::Matmul(a, b) | Op::MseLoss(a, b, _, _) => smallvec![a, b],
             Op::IndexSelect(a, i, _) | Op::Gather(a, i, _) => smallvec![a, i],
             Op::Where(m, a, b) => smallvec![m, a, b],
             Op::Cat(ts, _) => ts.iter().collect(),
@@ -107,6 +110,7 @@ impl Op {
             Op::Conv2d(x, w, b, spec) => conv::conv2d_backward(x, w, b.as_ref(), g, spec),
             Op::MaxPool2d(x, argmax) => conv::max_pool2d_backward(x, argmax, g),
             Op::LayerNorm(x, saved) => norm::backward(x, saved, g),
+            Op::MseLoss(x, t, diff, mean) => loss::mse_backward(x, t, diff, *mean, out, g),
         }
     }
 }
