@@ -15,6 +15,9 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype, each at the index `dtype as usize`.
+    pub const ALL: [DType; 4] = [DType::F32, DType::F64, DType::U8, DType::U32];
+
     /// Size of one element in bytes.
     pub fn size_in_bytes(self) -> usize {
         match self {

@@ -69,18 +69,21 @@ impl Shape {
     /// The NumPy broadcast of two shapes: align trailing dimensions; each pair must be equal or
     /// contain a 1.
     pub fn broadcast(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
+        if a == b {
+            return Ok(a.clone());
+        }
         let rank = a.rank().max(b.rank());
-        let mut out = DimVec::from_elem(0, rank);
-        for (i, o) in out.iter_mut().enumerate() {
-            let da = if i < rank - a.rank() { 1 } else { a.0[i - (rank - a.rank())] };
-            let db = if i < rank - b.rank() { 1 } else { b.0[i - (rank - b.rank())] };
-            *o = if da == db || db == 1 {
-                da
-            } else if da == 1 {
-                db
-            } else {
-                return Err(Error::Broadcast { op, lhs: Box::new(a.clone()), rhs: Box::new(b.clone()) });
-            };
+        let mut fits = true;
+        let out = filled(rank, |out| {
+            for (i, o) in out.iter_mut().enumerate() {
+                let da = if i < rank - a.rank() { 1 } else { a.0[i - (rank - a.rank())] };
+                let db = if i < rank - b.rank() { 1 } else { b.0[i - (rank - b.rank())] };
+                fits &= da == db || da == 1 || db == 1;
+                *o = if da == 1 { db } else { da };
+            }
+        });
+        if !fits {
+            return Err(Error::Broadcast { op, lhs: Box::new(a.clone()), rhs: Box::new(b.clone()) });
         }
         Ok(Shape(out))
     }
@@ -230,17 +233,16 @@ impl Layout {
         if r > tr {
             return Err(err());
         }
-        let mut strides = DimVec::from_elem(0, tr);
-        for (i, stride) in strides.iter_mut().enumerate().skip(tr - r) {
-            let d = self.shape.dims()[i - (tr - r)];
-            let s = self.strides[i - (tr - r)];
-            if d == target.dims()[i] {
-                *stride = if d == 1 { 0 } else { s };
-            } else if d == 1 {
-                *stride = 0;
-            } else {
-                return Err(err());
+        let mut fits = true;
+        let strides = filled(tr, |strides| {
+            for (i, stride) in strides.iter_mut().enumerate().skip(tr - r) {
+                let d = self.shape.0[i - (tr - r)];
+                fits &= d == target.0[i] || d == 1;
+                *stride = if d == 1 { 0 } else { self.strides[i - (tr - r)] };
             }
+        });
+        if !fits {
+            return Err(err());
         }
         Ok(Layout { shape: target.clone(), strides, offset: self.offset })
     }

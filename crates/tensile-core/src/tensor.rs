@@ -6,7 +6,7 @@
 //! allocating. Shape notation used in docs across tensile: `B` batch, `T` time/sequence, `C`
 //! channels, `D` features, `M×K @ K×N` for matrix products, `...` any leading dimensions.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use crate::autograd;
@@ -47,7 +47,7 @@ impl TensorId {
 
 pub(crate) struct Inner {
     id: TensorId,
-    storage: Arc<RwLock<Storage>>,
+    storage: Arc<Shared>,
     layout: Layout,
     device: Device,
     /// Taken (set to `None`) by `backward`, which is what frees the graph.
@@ -56,6 +56,20 @@ pub(crate) struct Inner {
     track: bool,
     /// Set once `backward` has taken this tensor's op: its graph is gone.
     freed: std::sync::atomic::AtomicBool,
+}
+
+/// The storage a tensor shares with its views, and its dtype, readable without the lock: ops
+/// check dtypes several times each, and the lock's two atomic read-modify-writes per check cost
+/// more than a small op's arithmetic. The dtype changes only under the write lock (`cast_`).
+struct Shared {
+    dtype: AtomicU8,
+    data: RwLock<Storage>,
+}
+
+impl Shared {
+    fn new(storage: Storage) -> Arc<Shared> {
+        Arc::new(Shared { dtype: AtomicU8::new(storage.dtype() as u8), data: RwLock::new(storage) })
+    }
 }
 
 /// An n-dimensional array of numbers on a device, with reverse-mode autodiff.
@@ -75,7 +89,7 @@ impl Tensor {
         debug_assert!(layout.offset() == 0 && layout.is_dense() && storage.len() == layout.elem_count());
         Tensor(Arc::new(Inner {
             id: TensorId::new(),
-            storage: Arc::new(RwLock::new(storage)),
+            storage: Shared::new(storage),
             layout,
             device,
             op: Mutex::new(None),
@@ -247,7 +261,7 @@ impl Tensor {
     }
     /// The element type. Read from the storage, because [`Tensor::cast_`] may change it.
     pub fn dtype(&self) -> DType {
-        self.storage().dtype()
+        DType::ALL[usize::from(self.0.storage.dtype.load(Ordering::Relaxed))]
     }
     pub fn device(&self) -> Device {
         self.0.device
@@ -263,7 +277,7 @@ impl Tensor {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
     pub(crate) fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+        self.0.storage.data.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn require_float(&self, op: &'static str) -> Result<()> {
@@ -298,7 +312,7 @@ impl Tensor {
     /// storage, and have dtype `T`. Views sharing the storage see the change; the autodiff graph
     /// does not (use only on parameters between steps, as optimizers do).
     pub fn update_<T: WithDType, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
-        let mut s = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
         let whole = self.layout().contiguous_range() == Some(0..s.len());
         if !whole {
             return crate::error::invalid("update_", "the tensor must own all of its storage contiguously");
@@ -338,10 +352,11 @@ impl Tensor {
     }
 
     fn update_storage(&self, new: Storage) -> Result<()> {
-        let mut s = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
         if self.layout().contiguous_range() != Some(0..s.len()) || new.len() != s.len() {
             return crate::error::invalid("assign_", "the tensor must own all of its storage contiguously");
         }
+        self.0.storage.dtype.store(new.dtype() as u8, Ordering::Relaxed);
         *s = new;
         Ok(())
     }
@@ -350,7 +365,7 @@ impl Tensor {
     /// and view of this storage sees the new dtype. The tensor must own its whole storage
     /// contiguously (a parameter or a buffer); use it between steps, never inside a graph.
     pub fn cast_(&self, dtype: DType) -> Result<()> {
-        let mut s = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
         if s.dtype() == dtype {
             return Ok(());
         }
@@ -359,6 +374,7 @@ impl Tensor {
         }
         let converted = s.to_dtype(&Layout::contiguous(Shape::from(s.len())), dtype)?;
         *s = converted;
+        self.0.storage.dtype.store(dtype as u8, Ordering::Relaxed);
         Ok(())
     }
 

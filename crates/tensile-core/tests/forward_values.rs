@@ -590,6 +590,20 @@ fn views_read_the_right_elements() {
 }
 
 #[test]
+fn a_cast_in_place_changes_the_dtype_every_view_reports() {
+    let t = f32s(&[1.0, 2.5, -3.0, 4.0, 0.5, 6.0], (2, 3));
+    let (view, copy) = (t.t().unwrap(), t.mul_scalar(1.0).unwrap());
+    t.cast_(DType::F64).unwrap();
+    assert_eq!((t.dtype(), view.dtype(), copy.dtype()), (DType::F64, DType::F64, DType::F32));
+    assert_eq!(view.to_vec::<f64>().unwrap(), vec![1.0, 4.0, 2.5, 0.5, -3.0, 6.0]);
+    assert_eq!(t.add(&t).unwrap().dtype(), DType::F64);
+    assert!(matches!(t.add(&copy), Err(Error::DTypeMismatch { .. })));
+    for (i, d) in DType::ALL.iter().enumerate() {
+        assert_eq!(*d as usize, i, "{d:?}");
+    }
+}
+
+#[test]
 fn assign_accepts_a_narrowed_source() {
     // Regression: a source that is a contiguous view at an offset was refused with "the tensor
     // must own all of its storage", because its whole storage was copied instead of its elements.
