@@ -408,7 +408,7 @@ fn matmul_of_two_vectors_is_a_scalar() {
 }
 
 #[test]
-fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit() {
+fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit_with_or_without_relu() {
     // Values and gradients of the one-op `linear` against `t`, `matmul` and `add`: the same
     // kernels in the same order, so the same bits. Shapes: a batch (the transposed weight is
     // copied row-major first), one row, a sequence, no bias, a vector input, a transposed weight.
@@ -434,28 +434,35 @@ fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit() {
         let wv = || if transposed_w { w.t().unwrap() } else { w.clone() };
         let b = Tensor::randn(out, 0.0, 1.0, DType::F32, &mut rng).requires_grad();
         let bias = with_bias.then_some(&b);
-        let fused = x.linear(&wv(), bias).unwrap();
-        let mut composed = x.matmul(&wv().t().unwrap()).unwrap();
-        if let Some(b) = bias {
-            composed = composed.add(b).unwrap();
-        }
-        let case = format!("x {xd:?}, {out} outputs, bias {with_bias}, transposed weight {transposed_w}");
-        assert_eq!(fused.dims(), composed.dims(), "{case}");
-        let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&fused), bits(&composed), "values, {case}");
-        let seed = Tensor::randn(fused.shape(), 0.0, 1.0, DType::F32, &mut rng);
-        let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
-        let mut leaves = vec![("x", &x), ("w", &w)];
-        if with_bias {
-            leaves.push(("b", &b));
-        }
-        for (name, t) in leaves {
-            let (f, c) = (gf.get(t).unwrap(), gc.get(t).unwrap());
-            assert_eq!(f.dims(), t.dims(), "gradient shape of {name}, {case}");
-            assert_eq!(bits(f), bits(c), "gradient of {name}, {case}");
-        }
-        if !with_bias {
-            assert!(gf.get(&b).is_none(), "{case}");
+        // Without and with the ReLU folded in (about half of the outputs are negative).
+        for relu in [false, true] {
+            let fused = if relu { x.linear_relu(&wv(), bias) } else { x.linear(&wv(), bias) }.unwrap();
+            let mut composed = x.matmul(&wv().t().unwrap()).unwrap();
+            if let Some(b) = bias {
+                composed = composed.add(b).unwrap();
+            }
+            if relu {
+                composed = composed.relu().unwrap();
+            }
+            let case =
+                format!("x {xd:?}, {out} outputs, bias {with_bias}, transposed weight {transposed_w}, relu {relu}");
+            assert_eq!(fused.dims(), composed.dims(), "{case}");
+            let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fused), bits(&composed), "values, {case}");
+            let seed = Tensor::randn(fused.shape(), 0.0, 1.0, DType::F32, &mut rng);
+            let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+            let mut leaves = vec![("x", &x), ("w", &w)];
+            if with_bias {
+                leaves.push(("b", &b));
+            }
+            for (name, t) in leaves {
+                let (f, c) = (gf.get(t).unwrap(), gc.get(t).unwrap());
+                assert_eq!(f.dims(), t.dims(), "gradient shape of {name}, {case}");
+                assert_eq!(bits(f), bits(c), "gradient of {name}, {case}");
+            }
+            if !with_bias {
+                assert!(gf.get(&b).is_none(), "{case}");
+            }
         }
     }
 }

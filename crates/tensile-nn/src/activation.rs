@@ -25,7 +25,18 @@ macro_rules! stateless {
 /// `max(x, 0)`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Relu;
-stateless!(Relu, "relu", |_s, x| x.relu());
+impl Module for Relu {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.relu()?)
+    }
+    fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+    fn kind(&self) -> &'static str {
+        "relu"
+    }
+    fn is_relu(&self) -> bool {
+        true
+    }
+}
 
 /// `x` for `x > 0`, else `negative_slope · x` (PyTorch's `nn.LeakyReLU`).
 #[derive(Debug, Clone, Copy, PartialEq)]

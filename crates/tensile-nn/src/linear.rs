@@ -63,4 +63,7 @@ impl Module for Linear {
     fn kind(&self) -> &'static str {
         "linear"
     }
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        Some(x.linear_relu(&self.weight, self.bias.as_ref()).map_err(Into::into))
+    }
 }

@@ -39,6 +39,18 @@ pub trait Module: Send {
 
     /// A short lower-case name for summaries (`linear`, `relu`, `sequential`).
     fn kind(&self) -> &'static str;
+
+    /// `relu(self.forward(x))` computed as one op, for a layer that can (a linear layer);
+    /// `None` for the others. [`Sequential`] calls it for a layer followed by a ReLU.
+    fn forward_relu(&self, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
+
+    /// Whether `forward` is exactly `x.relu()` ([`crate::Relu`]), so that [`Sequential`] may
+    /// fold it into the layer before (see [`Module::forward_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
 }
 
 /// A boxed module is a module, so boxed layers compose like concrete ones.
@@ -57,6 +69,12 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
+    }
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        (**self).forward_relu(x)
+    }
+    fn is_relu(&self) -> bool {
+        (**self).is_relu()
     }
     fn children(&self) -> Vec<(String, &dyn Module)> {
         (**self).children()
@@ -129,8 +147,19 @@ impl Sequential {
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        for layer in &self.layers {
-            h = layer.forward(&h)?;
+        let mut i = 0;
+        while i < self.layers.len() {
+            // A layer and the ReLU after it as one op where the layer offers it: the same
+            // values and gradients, one graph node fewer.
+            if self.layers.get(i + 1).is_some_and(|next| next.is_relu())
+                && let Some(y) = self.layers[i].forward_relu(&h)
+            {
+                h = y?;
+                i += 2;
+                continue;
+            }
+            h = self.layers[i].forward(&h)?;
+            i += 1;
         }
         Ok(h)
     }

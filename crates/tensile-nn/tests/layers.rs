@@ -682,3 +682,37 @@ fn summary_of_a_single_layer_and_of_an_embedding_model() {
     assert_eq!(s.output_shape, vec![2, 7, 4]);
     assert_eq!(s.trainable_params, 40 + 8);
 }
+
+/// A module whose summary name is "relu" but which is not a ReLU.
+struct Doubling;
+impl Module for Doubling {
+    fn forward(&self, x: &Tensor) -> tensile_nn::Result<Tensor> {
+        Ok(x.mul_scalar(2.0)?)
+    }
+    fn visit_params(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+    fn kind(&self) -> &'static str {
+        "relu"
+    }
+}
+
+#[test]
+fn sequential_folds_a_relu_into_the_linear_layer_before_it_without_changing_results() {
+    let mut rng = Rng::seed(21);
+    let (l1, l2) = (Linear::new(6, 8, true, &mut rng), Linear::new(8, 3, false, &mut rng));
+    let (w1, b1, w2) = (l1.weight().clone(), l1.bias().unwrap().clone(), l2.weight().clone());
+    let model = Sequential::new().with(l1).with(Relu).with(l2).with(Relu);
+    let x = Tensor::randn((5, 6), 0.0, 1.0, DType::F32, &mut rng);
+    let y = model.forward(&x).unwrap();
+    let by_hand = x.linear(&w1, Some(&b1)).unwrap().relu().unwrap().linear(&w2, None).unwrap().relu().unwrap();
+    assert_eq!(f32s(&y), f32s(&by_hand));
+    assert!(f32s(&y).contains(&0.0) && f32s(&y).iter().any(|&v| v > 0.0), "both sides of the ReLU are exercised");
+    let (g, h) = (y.sum_all().unwrap().backward().unwrap(), by_hand.sum_all().unwrap().backward().unwrap());
+    for p in [&w1, &b1, &w2] {
+        assert_eq!(f32s(g.get(p).unwrap()), f32s(h.get(p).unwrap()));
+    }
+    // Only a real ReLU is folded: a module merely named "relu" runs as itself.
+    let l = Linear::new(6, 4, true, &mut rng);
+    let (w, b) = (l.weight().clone(), l.bias().unwrap().clone());
+    let doubled = Sequential::new().with(l).with(Doubling).forward(&x).unwrap();
+    assert_eq!(f32s(&doubled), f32s(&x.linear(&w, Some(&b)).unwrap().mul_scalar(2.0).unwrap()));
+}

@@ -5,6 +5,7 @@
 use smallvec::SmallVec;
 
 use crate::error::{Error, Result, invalid};
+use crate::ops::unary::{self, UnaryOp};
 use crate::ops::{BinaryOp, Op};
 use crate::shape::{Layout, Shape};
 use crate::storage::{BackendStorage, MatmulDims};
@@ -34,9 +35,24 @@ pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Vec<Option<
 }
 
 /// `d(x @ wᵀ + b)` for a matrix `x`: `dx = G @ w`, `dw = Gᵀ @ x` (in `w`'s own order, so it is
-/// contiguous), `db` = `G` summed over its rows. The same products and sum as the gradient of
-/// `x.matmul(&w.t()?)?.add(b)`, so the same bits.
-pub(crate) fn linear_backward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+/// contiguous), `db` = `G` summed over its rows. With `relu`, `G` first goes through the ReLU's
+/// gradient, read from the output (`out > 0` exactly where the pre-activation is). The same
+/// kernels as the gradient of `x.matmul(&w.t()?)?.add(b)?.relu()`, so the same bits.
+pub(crate) fn linear_backward(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    relu: bool,
+    out: &Tensor,
+    g: &Tensor,
+) -> Result<Vec<Option<Tensor>>> {
+    let relu_grad;
+    let g = if relu {
+        relu_grad = unary::backward(out, out, g, UnaryOp::Relu)?.pop().flatten().expect("internal: relu's gradient");
+        &relu_grad
+    } else {
+        g
+    };
     let gx = if x.tracks_grad() { Some(g.matmul(w)?) } else { None };
     let gw = if w.tracks_grad() { Some(g.t()?.matmul(x)?) } else { None };
     let mut grads = vec![gx, gw];
@@ -72,6 +88,17 @@ impl Tensor {
     /// [out]` -> `[..., out]`. One op in the graph where the three-op version (`t`, `matmul`,
     /// `add`) records three, with the same result to the bit and the same gradients.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.linear_op(weight, bias, false)
+    }
+
+    /// `relu(self @ weightᵀ + bias)` as one op, the same bits as [`Tensor::linear`] followed by
+    /// [`Tensor::relu`]; the pre-activation is not kept (the ReLU's gradient is read from the
+    /// output). `nn::Sequential` uses it for a linear layer followed by a ReLU.
+    pub fn linear_relu(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.linear_op(weight, bias, true)
+    }
+
+    fn linear_op(&self, weight: &Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         self.require_float("linear")?;
         if weight.rank() != 2 {
             return invalid("linear", format!("weight must be [out_features, in_features], found {}", weight.shape()));
@@ -100,14 +127,14 @@ impl Tensor {
             }
         }
         match self.rank() {
-            1 => return self.unsqueeze(0)?.linear(weight, bias)?.squeeze(0),
+            1 => return self.unsqueeze(0)?.linear_op(weight, bias, relu)?.squeeze(0),
             2 => {}
             r => {
                 // Every leading dimension is one more row of one product.
                 let mut dims = self.dims()[..r - 1].to_vec();
                 let rows = dims.iter().product::<usize>();
                 dims.push(out_f);
-                return self.reshape(vec![rows, in_f])?.linear(weight, bias)?.reshape(dims);
+                return self.reshape(vec![rows, in_f])?.linear_op(weight, bias, relu)?.reshape(dims);
             }
         }
         let m = self.dims()[0];
@@ -119,9 +146,12 @@ impl Tensor {
             let bl = b.layout().broadcast_to("linear", &shape)?;
             storage = storage.binary(&Layout::contiguous(shape.clone()), &b.storage(), &bl, BinaryOp::Add)?;
         }
+        if relu {
+            storage = storage.unary(&Layout::contiguous(shape.clone()), UnaryOp::Relu)?;
+        }
         let out = Tensor::from_storage(storage, shape, self.device());
         let inputs: SmallVec<[&Tensor; 3]> = [Some(self), Some(weight), bias].into_iter().flatten().collect();
-        Ok(out.with_op(|| Op::Linear(self.clone(), weight.clone(), bias.cloned()), &inputs))
+        Ok(out.with_op(|| Op::Linear(self.clone(), weight.clone(), bias.cloned(), relu), &inputs))
     }
 
     fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {

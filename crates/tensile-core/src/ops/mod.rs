@@ -35,8 +35,8 @@ pub(crate) enum Op {
     Binary(Tensor, Tensor, BinaryOp),
     Reduce(Tensor, ReduceOp, Vec<usize>),
     Matmul(Tensor, Tensor),
-    /// Input, weight, bias (`x @ wᵀ + b`).
-    Linear(Tensor, Tensor, Option<Tensor>),
+    /// Input, weight, bias (`x @ wᵀ + b`), and whether a ReLU follows.
+    Linear(Tensor, Tensor, Option<Tensor>, bool),
     Softmax(Tensor, usize, bool),
     /// Any view or copy whose gradient is the output gradient reshaped to the input's shape
     /// (reshape, squeeze, unsqueeze, contiguous).
@@ -76,7 +76,7 @@ impl Op {
             | Op::ToDType(a)
             | Op::Unfold(a, _)
             | Op::MaxPool2d(a, _) => smallvec![a],
-            Op::Conv2d(x, w, b, _) | Op::Linear(x, w, b) => {
+            Op::Conv2d(x, w, b, _) | Op::Linear(x, w, b, _) => {
                 [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect()
             }
             Op::LayerNorm(x, s) => [Some(x), s.weight.as_ref(), s.bias.as_ref()].into_iter().flatten().collect(),
@@ -94,7 +94,7 @@ impl Op {
             Op::Binary(a, b, op) => binary::backward(a, b, out, g, *op),
             Op::Reduce(x, op, dims) => reduce::backward(x, out, g, *op, dims),
             Op::Matmul(a, b) => matmul::backward(a, b, g),
-            Op::Linear(x, w, b) => matmul::linear_backward(x, w, b.as_ref(), g),
+            Op::Linear(x, w, b, relu) => matmul::linear_backward(x, w, b.as_ref(), *relu, out, g),
             Op::Softmax(_, dim, log) => softmax::backward(out, g, *dim, *log),
             Op::Reshape(x) => Ok(vec![Some(g.reshape(x.shape())?)]),
             Op::Permute(_, perm) => shape::permute_backward(g, perm),
