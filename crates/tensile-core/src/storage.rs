@@ -92,6 +92,7 @@ pub(crate) trait BackendStorage: Sized {
         wl: &Layout,
         g: &Self,
         gl: &Layout,
+        y: Option<&Self>,
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)>;
@@ -224,10 +225,11 @@ impl BackendStorage for Storage {
         wl: &Layout,
         g: &Self,
         gl: &Layout,
+        y: Option<&Self>,
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
-        let (dx, dw, db) = self.cpu().conv2d_backward(l, w.cpu(), wl, g.cpu(), gl, spec, need)?;
+        let (dx, dw, db) = self.cpu().conv2d_backward(l, w.cpu(), wl, g.cpu(), gl, y.map(|y| y.cpu()), spec, need)?;
         Ok((dx.map(Storage::Cpu), dw.map(Storage::Cpu), db.map(Storage::Cpu)))
     }
     fn layer_norm(

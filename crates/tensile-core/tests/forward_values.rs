@@ -891,6 +891,44 @@ fn conv2d_matches_the_unfold_formulation() {
 }
 
 #[test]
+fn conv2d_relu_is_conv2d_then_relu_to_the_bit() {
+    // Values and the gradients of input, weight and bias, with and without a bias, over a
+    // batch (parallel samples), a strided padded grouped case, and f64.
+    let mut rng = tensile_core::Rng::seed(13);
+    type Case = (&'static [usize], &'static [usize], (usize, usize), (usize, usize), usize, bool, DType);
+    let cases: [Case; 4] = [
+        (&[16, 3, 12, 12], &[8, 3, 3, 3], (1, 1), (0, 0), 1, true, DType::F32),
+        (&[2, 4, 9, 7], &[6, 2, 3, 2], (2, 1), (1, 1), 2, true, DType::F32),
+        (&[3, 2, 6, 6], &[4, 2, 1, 1], (1, 1), (0, 0), 1, false, DType::F32),
+        (&[2, 2, 5, 5], &[3, 2, 3, 3], (1, 2), (1, 0), 1, true, DType::F64),
+    ];
+    let bits = |t: &Tensor| -> Vec<u64> {
+        t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    for (xd, wd, stride, padding, groups, with_bias, dtype) in cases {
+        let x = Tensor::randn(xd.to_vec(), 0.0, 1.0, dtype, &mut rng).requires_grad();
+        let w = Tensor::randn(wd.to_vec(), 0.0, 0.5, dtype, &mut rng).requires_grad();
+        let b = Tensor::randn(wd[0], 0.0, 0.5, dtype, &mut rng).requires_grad();
+        let bias = with_bias.then_some(&b);
+        let fused = x.conv2d_relu(&w, bias, stride, padding, (1, 1), groups).unwrap();
+        let composed = x.conv2d(&w, bias, stride, padding, (1, 1), groups).unwrap().relu().unwrap();
+        let case = format!("x {xd:?}, w {wd:?}, stride {stride:?}, padding {padding:?}, bias {with_bias}, {dtype:?}");
+        assert_eq!(bits(&fused), bits(&composed), "values, {case}");
+        let v = fused.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+        assert!(v.contains(&0.0) && v.iter().any(|&y| y > 0.0), "both sides of the ReLU, {case}");
+        let seed = Tensor::randn(fused.shape(), 0.0, 1.0, dtype, &mut rng);
+        let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+        let mut leaves = vec![("x", &x), ("w", &w)];
+        if with_bias {
+            leaves.push(("b", &b));
+        }
+        for (name, t) in leaves {
+            assert_eq!(bits(gf.get(t).unwrap()), bits(gc.get(t).unwrap()), "gradient of {name}, {case}");
+        }
+    }
+}
+
+#[test]
 fn conv2d_argument_errors_name_the_problem() {
     let x = Tensor::zeros((1, 2, 5, 5), DType::F32);
     let w = Tensor::zeros((4, 2, 3, 3), DType::F32);

@@ -239,4 +239,10 @@ impl Module for Conv2d {
     fn kind(&self) -> &'static str {
         "conv2d"
     }
+    fn forward_relu(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        let c = &self.config;
+        Some(check_input("conv2d", x, 4, "[B, C, H, W]", c.in_channels).and_then(|()| {
+            Ok(x.conv2d_relu(&self.weight, self.bias.as_ref(), c.stride, c.padding, c.dilation, c.groups)?)
+        }))
+    }
 }

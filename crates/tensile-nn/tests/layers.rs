@@ -696,7 +696,7 @@ impl Module for Doubling {
 }
 
 #[test]
-fn sequential_folds_a_relu_into_the_linear_layer_before_it_without_changing_results() {
+fn sequential_folds_a_relu_into_the_linear_or_conv_layer_before_it_without_changing_results() {
     let mut rng = Rng::seed(21);
     let (l1, l2) = (Linear::new(6, 8, true, &mut rng), Linear::new(8, 3, false, &mut rng));
     let (w1, b1, w2) = (l1.weight().clone(), l1.bias().unwrap().clone(), l2.weight().clone());
@@ -708,6 +708,17 @@ fn sequential_folds_a_relu_into_the_linear_layer_before_it_without_changing_resu
     assert!(f32s(&y).contains(&0.0) && f32s(&y).iter().any(|&v| v > 0.0), "both sides of the ReLU are exercised");
     let (g, h) = (y.sum_all().unwrap().backward().unwrap(), by_hand.sum_all().unwrap().backward().unwrap());
     for p in [&w1, &b1, &w2] {
+        assert_eq!(f32s(g.get(p).unwrap()), f32s(h.get(p).unwrap()));
+    }
+    // A convolution followed by a ReLU, the same way.
+    let conv = Conv2d::new(Conv2dConfig { padding: (1, 1), ..Conv2dConfig::new(2, 3, (3, 3)) }, &mut rng).unwrap();
+    let (cw, cb) = (conv.weight().clone(), conv.bias().unwrap().clone());
+    let images = Tensor::randn((2, 2, 5, 5), 0.0, 1.0, DType::F32, &mut rng);
+    let y = Sequential::new().with(conv).with(Relu).forward(&images).unwrap();
+    let by_hand = images.conv2d(&cw, Some(&cb), (1, 1), (1, 1), (1, 1), 1).unwrap().relu().unwrap();
+    assert_eq!(f32s(&y), f32s(&by_hand));
+    let (g, h) = (y.sum_all().unwrap().backward().unwrap(), by_hand.sum_all().unwrap().backward().unwrap());
+    for p in [&cw, &cb] {
         assert_eq!(f32s(g.get(p).unwrap()), f32s(h.get(p).unwrap()));
     }
     // Only a real ReLU is folded: a module merely named "relu" runs as itself.

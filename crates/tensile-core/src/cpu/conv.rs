@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::PAR_MIN;
 use crate::dtype::Float;
-use crate::ops::{Conv2dSpec, ReduceOp, Window2d};
+use crate::ops::{Conv2dSpec, ReduceOp, UnaryOp, Window2d};
 
 struct Geometry {
     planes: usize,
@@ -257,8 +257,8 @@ fn batch_parallel(d: &ConvDims) -> bool {
 
 /// `x [B, C, H, W]`, `w [O, CG, KH, KW]`, `bias [O]` -> `y [B, O, OH, OW]`: per sample and
 /// group, im2col into a scratch buffer reused across the samples of a task, one GEMM straight
-/// into the output (`W_g [OG, CG·KH·KW] @ cols [CG·KH·KW, OH·OW]`), then the bias added while
-/// the sample's output is in cache. Samples run in parallel; each is computed alone, so the
+/// into the output (`W_g [OG, CG·KH·KW] @ cols [CG·KH·KW, OH·OW]`), then the bias added (and a
+/// folded ReLU applied) while the sample's output is in cache. Samples run in parallel; each is computed alone, so the
 /// bits do not depend on the thread count.
 pub(crate) fn conv2d<T: Float>(
     x: &[T],
@@ -273,12 +273,21 @@ pub(crate) fn conv2d<T: Float>(
     let (og, kk, l) = (d.og, d.kk, d.l);
     let per = d.o * l;
     let total = d.b * per;
-    let add_bias = |y: &mut [T]| {
-        if let Some(bias) = bias {
+    // The bias, then the folded ReLU, in one pass over each output row.
+    let relu = |v: T| UnaryOp::Relu.fwd(v);
+    let add_bias = |y: &mut [T]| match (bias, spec.relu) {
+        (Some(bias), false) => {
             for (row, &bv) in y.chunks_exact_mut(l).zip(bias) {
                 row.iter_mut().for_each(|v| *v += bv);
             }
         }
+        (Some(bias), true) => {
+            for (row, &bv) in y.chunks_exact_mut(l).zip(bias) {
+                row.iter_mut().for_each(|v| *v = relu(*v + bv));
+            }
+        }
+        (None, true) => y.iter_mut().for_each(|v| *v = relu(*v)),
+        (None, false) => {}
     };
     if total == 0 || kk == 0 {
         let mut y = vec![T::ZERO; total];
@@ -351,6 +360,7 @@ pub(crate) fn conv2d_backward<T: Float>(
     w: &[T],
     wd: &[usize],
     g: &[T],
+    y: Option<&[T]>,
     spec: &Conv2dSpec,
     need: [bool; 3],
 ) -> (Option<Vec<T>>, Option<Vec<T>>, Option<Vec<T>>) {
@@ -367,8 +377,8 @@ pub(crate) fn conv2d_backward<T: Float>(
     let products = d.b * per * kk > 0;
     // One chunk of samples: its partial weight and bias gradients; the input gradient of its
     // samples goes into `dx` (this chunk's `[chunk, C, H, W]` slice, zeros on entry).
-    let task = |j: usize, dx: Option<&mut [T]>, scratch: &mut (Vec<T>, Vec<T>)| -> (Vec<T>, Vec<T>) {
-        let (cols, dcols) = scratch;
+    let task = |j: usize, dx: Option<&mut [T]>, scratch: &mut (Vec<T>, Vec<T>, Vec<T>)| -> (Vec<T>, Vec<T>) {
+        let (cols, dcols, masked) = scratch;
         let samples = j * chunk..((j + 1) * chunk).min(d.b);
         let mut dw: Vec<T> = Vec::new();
         let mut db = vec![T::ZERO; if need_b { d.o } else { 0 }];
@@ -378,7 +388,21 @@ pub(crate) fn conv2d_backward<T: Float>(
         let mut dx = dx;
         for (n, bi) in samples.enumerate() {
             let xs = &x[bi * chw..(bi + 1) * chw];
-            let gb = &g[bi * per..(bi + 1) * per];
+            let mut gb = &g[bi * per..(bi + 1) * per];
+            if let Some(y) = y {
+                // A folded ReLU: this sample's gradient times the ReLU's, as its own backward
+                // kernel computes it.
+                let yb = &y[bi * per..(bi + 1) * per];
+                crate::simd::wide(
+                    #[inline(always)]
+                    || {
+                        for ((m, &gv), &yv) in masked.iter_mut().zip(gb).zip(yb) {
+                            *m = gv * UnaryOp::Relu.grad(yv, yv);
+                        }
+                    },
+                );
+                gb = masked;
+            }
             if need_b {
                 crate::simd::wide(
                     #[inline(always)]
@@ -442,7 +466,8 @@ pub(crate) fn conv2d_backward<T: Float>(
     let scratch = || {
         let cols = if need_w { d.scratch(win) } else { Vec::new() };
         let dcols = if need_x { vec![T::ZERO; kk * l] } else { Vec::new() };
-        (cols, dcols)
+        let masked = if y.is_some() { vec![T::ZERO; per] } else { Vec::new() };
+        (cols, dcols, masked)
     };
     let mut dx = need_x.then(|| vec![T::ZERO; d.b * chw]);
     let parallel = batch_parallel(&d) && chunks > 1;
@@ -553,27 +578,33 @@ mod tests {
         assert_eq!(run(4), one);
     }
 
-    /// Convolution forward and backward, above the parallel threshold and with a batch that
-    /// splits into several backward chunks, give the same bits on pools of 1, 2 and 4 threads.
+    /// Convolution forward and backward (plain, and with a folded ReLU), above the parallel
+    /// threshold and with a batch that splits into several backward chunks, give the same bits
+    /// on pools of 1, 2 and 4 threads.
     #[test]
     fn convolution_does_not_depend_on_the_thread_count() {
         let (xd, wd) = ([10, 4, 16, 16], [16, 2, 3, 3]);
         let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), pad_value: 0.0 };
-        let spec = Conv2dSpec { win, groups: 2 };
-        let d = ConvDims::new(&xd, &wd, &spec);
-        assert!(d.b * d.o * d.l * d.kk >= CONV_PAR_FLOPS && backward_chunk(d.b) < d.b);
         let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
         let (x, w, b) = (f32s(xd.iter().product(), 4), f32s(wd.iter().product(), 5), f32s(16, 6));
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| {
-                let y = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
-                let (dx, dw, db) = conv2d_backward(&x, &xd, &w, &wd, &y, &spec, [true, true, true]);
-                [y, dx.unwrap(), dw.unwrap(), db.unwrap()].map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
-            })
-        };
-        let one = run(1);
-        assert_eq!(run(2), one);
-        assert_eq!(run(4), one);
+        for relu in [false, true] {
+            let spec = Conv2dSpec { win, groups: 2, relu };
+            let d = ConvDims::new(&xd, &wd, &spec);
+            assert!(d.b * d.o * d.l * d.kk >= CONV_PAR_FLOPS && backward_chunk(d.b) < d.b);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let y = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
+                    let g: Vec<f32> = (0..y.len()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+                    let (dx, dw, db) =
+                        conv2d_backward(&x, &xd, &w, &wd, &g, relu.then_some(&y[..]), &spec, [true, true, true]);
+                    [y, dx.unwrap(), dw.unwrap(), db.unwrap()]
+                        .map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                })
+            };
+            let one = run(1);
+            assert_eq!(run(2), one, "relu {relu}");
+            assert_eq!(run(4), one, "relu {relu}");
+        }
     }
 }

@@ -149,12 +149,17 @@ fn conv2d_backward_typed<T: Float + WithDType>(
     wl: &Layout,
     g: &CpuStorage,
     gl: &Layout,
+    y: Option<&CpuStorage>,
     spec: &Conv2dSpec,
     need: [bool; 3],
 ) -> Result<(Option<CpuStorage>, Option<CpuStorage>, Option<CpuStorage>)> {
     let w = typed::<T>("conv2d backward", w, wl)?;
     let g = typed::<T>("conv2d backward", g, gl)?;
-    let (dx, dw, db) = conv::conv2d_backward(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), &g, spec, need);
+    let y = y.map(|y| whole::<T>("conv2d backward", y)).transpose()?;
+    if y.is_some_and(|y| y.len() != g.len()) {
+        return crate::error::invalid("conv2d backward", "internal: the output and its gradient differ in length");
+    }
+    let (dx, dw, db) = conv::conv2d_backward(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), &g, y, spec, need);
     Ok((dx.map(T::wrap), dw.map(T::wrap), db.map(T::wrap)))
 }
 
@@ -410,12 +415,13 @@ impl BackendStorage for CpuStorage {
         wl: &Layout,
         g: &Self,
         gl: &Layout,
+        y: Option<&Self>,
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
         match self {
-            CpuStorage::F32(v) => conv2d_backward_typed(v, l, w, wl, g, gl, spec, need),
-            CpuStorage::F64(v) => conv2d_backward_typed(v, l, w, wl, g, gl, spec, need),
+            CpuStorage::F32(v) => conv2d_backward_typed(v, l, w, wl, g, gl, y, spec, need),
+            CpuStorage::F64(v) => conv2d_backward_typed(v, l, w, wl, g, gl, y, spec, need),
             other => Err(unsupported("conv2d backward", other.dtype(), "f32 or f64")),
         }
     }

@@ -55,11 +55,13 @@ impl Window2d {
     }
 }
 
-/// A convolution's window and group count (the weight's shape gives the rest).
+/// A convolution's window and group count (the weight's shape gives the rest), and whether a
+/// ReLU is applied to its output.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Conv2dSpec {
     pub win: Window2d,
     pub groups: usize,
+    pub relu: bool,
 }
 
 /// `[x, weight, bias] -> [dx, dweight, dbias]`, each only when that input tracks gradients.
@@ -67,13 +69,25 @@ pub(crate) fn conv2d_backward(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    g: &Tensor,
     spec: &Conv2dSpec,
+    out: &Tensor,
+    g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
     let need = [x.tracks_grad(), w.tracks_grad(), b.is_some_and(|b| b.tracks_grad())];
     let g = g.contiguous()?;
-    let (dx, dw, db) =
-        x.storage().conv2d_backward(x.layout(), &w.storage(), w.layout(), &g.storage(), g.layout(), spec, need)?;
+    // With a folded ReLU the kernel masks `g` by the ReLU's gradient, read from the output
+    // (positive exactly where the ReLU's input is), sample by sample.
+    let y = spec.relu.then(|| out.storage());
+    let (dx, dw, db) = x.storage().conv2d_backward(
+        x.layout(),
+        &w.storage(),
+        w.layout(),
+        &g.storage(),
+        g.layout(),
+        y.as_deref(),
+        spec,
+        need,
+    )?;
     let wrap = |s: Option<crate::storage::Storage>, like: &Tensor| {
         s.map(|s| Tensor::from_storage(s, like.shape().clone(), like.device()))
     };
@@ -128,6 +142,36 @@ impl Tensor {
         dilation: (usize, usize),
         groups: usize,
     ) -> Result<Tensor> {
+        self.conv2d_op(weight, bias, stride, padding, dilation, groups, false)
+    }
+
+    /// `relu(conv2d(...))` as one op: the ReLU applied while each sample's output is in cache,
+    /// the same bits as [`Tensor::conv2d`] followed by [`Tensor::relu`]; the pre-activation is
+    /// not kept (the ReLU's gradient is read from the output). `nn::Sequential` uses it for a
+    /// convolution followed by a ReLU.
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        groups: usize,
+    ) -> Result<Tensor> {
+        self.conv2d_op(weight, bias, stride, padding, dilation, groups, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_op(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        groups: usize,
+        relu: bool,
+    ) -> Result<Tensor> {
         require_rank("conv2d", self, 4, "input [batch, channels, height, width]")?;
         require_rank("conv2d", weight, 4, "weight [out_channels, in_channels/groups, kh, kw]")?;
         let (b, c, h, w) = (self.dims()[0], self.dims()[1], self.dims()[2], self.dims()[3]);
@@ -158,7 +202,7 @@ impl Tensor {
         }
         let win = Window2d { kernel: (kh, kw), stride, padding, dilation, pad_value: 0.0 };
         let (oh, ow) = win.output_size(h, w)?;
-        let spec = Conv2dSpec { win, groups };
+        let spec = Conv2dSpec { win, groups, relu };
         let (x, weight) = (self.contiguous()?, weight.contiguous()?);
         let bias = bias.map(|b| b.contiguous()).transpose()?;
         let storage = {

@@ -107,7 +107,7 @@ impl Op {
             Op::Where(m, a, b) => index::where_backward(m, a, b, g),
             Op::ToDType(x) => Ok(vec![Some(g.to_dtype(x.dtype())?)]),
             Op::Unfold(x, win) => conv::unfold_backward(x, g, win),
-            Op::Conv2d(x, w, b, spec) => conv::conv2d_backward(x, w, b.as_ref(), g, spec),
+            Op::Conv2d(x, w, b, spec) => conv::conv2d_backward(x, w, b.as_ref(), spec, out, g),
             Op::MaxPool2d(x, argmax) => conv::max_pool2d_backward(x, argmax, g),
             Op::LayerNorm(x, saved) => norm::backward(x, saved, g),
             Op::MseLoss(x, t, diff, mean) => loss::mse_backward(x, t, diff, *mean, out, g),
