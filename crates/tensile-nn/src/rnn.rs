@@ -249,7 +249,6 @@ impl Stack {
         reverse: bool,
     ) -> Result<(Vec<Tensor>, Tensor, Option<Tensor>)> {
         let hs = self.config.hidden_size;
-        let (w_ih_t, w_hh_t) = (cell.weight_ih.t()?, cell.weight_hh.t()?);
         // LSTM's b_hh is a plain addition to the gates, so it joins the input projection; GRU's
         // b_hn sits inside r * (W_hn h + b_hn) and must stay in the step.
         let (in_bias, step_bias) = match (self.kind, &cell.bias_ih, &cell.bias_hh) {
@@ -260,18 +259,13 @@ impl Stack {
         let order: Vec<usize> = if reverse { (0..blocks.len()).rev().collect() } else { (0..blocks.len()).collect() };
         for bi in order {
             let (len, b, d_in) = (blocks[bi].dims()[0], blocks[bi].dims()[1], blocks[bi].dims()[2]);
-            // One product for the whole block: [len*B, D_in] @ [D_in, G*H].
-            let mut proj = blocks[bi].reshape((len * b, d_in))?.matmul(&w_ih_t)?;
-            if let Some(bias) = &in_bias {
-                proj = proj.add(bias)?;
-            }
-            let proj = proj.reshape((len, b, w_ih_t.dims()[1]))?;
+            // One product for the whole block: [len*B, D_in] @ [D_in, G*H], bias included.
+            let proj = blocks[bi].reshape((len * b, d_in))?.linear(&cell.weight_ih, in_bias.as_ref())?;
+            let proj = proj.reshape((len, b, cell.weight_ih.dims()[0]))?;
             for j in 0..len {
                 let xt = proj.narrow(0, if reverse { len - 1 - j } else { j }, 1)?.squeeze(0)?;
-                let mut gh = h.matmul(&w_hh_t)?;
-                if let Some(bias) = &step_bias {
-                    gh = gh.add(bias)?;
-                }
+                // One op per step for `h @ W_hhᵀ + b_hh`.
+                let gh = h.linear(&cell.weight_hh, step_bias.as_ref())?;
                 match self.kind {
                     Kind::Gru => h = gru_step(&xt, &gh, &h, hs)?,
                     Kind::Lstm => {
