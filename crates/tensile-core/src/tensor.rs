@@ -64,11 +64,28 @@ pub(crate) struct Inner {
 struct Shared {
     dtype: AtomicU8,
     data: RwLock<Storage>,
+    /// Bumped by every in-place write (under the write lock); keys `transposed`.
+    version: AtomicU64,
+    /// See [`Tensor::cached_transpose`].
+    transposed: Mutex<Option<TransposedCopy>>,
+}
+
+/// A row-major copy of the transpose of one 2-D view of a storage, valid at one version of it.
+struct TransposedCopy {
+    version: u64,
+    layout: Layout,
+    /// Made on the view's second use at that version (`None` after the first).
+    copy: Option<Tensor>,
 }
 
 impl Shared {
     fn new(storage: Storage) -> Arc<Shared> {
-        Arc::new(Shared { dtype: AtomicU8::new(storage.dtype() as u8), data: RwLock::new(storage) })
+        Arc::new(Shared {
+            dtype: AtomicU8::new(storage.dtype() as u8),
+            data: RwLock::new(storage),
+            version: AtomicU64::new(0),
+            transposed: Mutex::new(None),
+        })
     }
 }
 
@@ -280,6 +297,33 @@ impl Tensor {
         self.0.storage.data.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A row-major copy of this matrix's transpose, for a product that reads it as a transposed
+    /// right operand (`x @ wᵀ`), kept with the storage from the matrix's second use at one
+    /// version of its data until the next in-place write (an optimizer step): a recurrent
+    /// layer's per-step product, or evaluation batches, then copy the weight once instead of at
+    /// every use. `None` on a first use, where the product makes its own copy as usual, so a
+    /// weight used once per step holds no extra memory.
+    pub(crate) fn cached_transpose(&self) -> Result<Option<Tensor>> {
+        // The read guard keeps writers, and so the version, still until the copy is made.
+        let data = self.storage();
+        let version = self.0.storage.version.load(Ordering::Relaxed);
+        let mut cache = self.0.storage.transposed.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.as_mut() {
+            Some(entry) if entry.version == version && entry.layout == *self.layout() => {
+                if entry.copy.is_none() {
+                    let t = self.layout().permute(&[1, 0]);
+                    let copy = data.copy_strided(&t)?;
+                    entry.copy = Some(Tensor::from_storage(copy, t.shape().clone(), self.device()));
+                }
+                Ok(entry.copy.clone())
+            }
+            _ => {
+                *cache = Some(TransposedCopy { version, layout: self.layout().clone(), copy: None });
+                Ok(None)
+            }
+        }
+    }
+
     pub(crate) fn require_float(&self, op: &'static str) -> Result<()> {
         if self.dtype().is_float() {
             Ok(())
@@ -320,6 +364,7 @@ impl Tensor {
         let found = s.dtype();
         let data =
             T::slice_mut(s.cpu_mut()).ok_or(Error::DTypeMismatch { op: "update_", lhs: found, rhs: T::DTYPE })?;
+        self.0.storage.version.fetch_add(1, Ordering::Relaxed);
         Ok(f(data))
     }
 
@@ -357,6 +402,7 @@ impl Tensor {
             return crate::error::invalid("assign_", "the tensor must own all of its storage contiguously");
         }
         self.0.storage.dtype.store(new.dtype() as u8, Ordering::Relaxed);
+        self.0.storage.version.fetch_add(1, Ordering::Relaxed);
         *s = new;
         Ok(())
     }
@@ -375,6 +421,7 @@ impl Tensor {
         let converted = s.to_dtype(&Layout::contiguous(Shape::from(s.len())), dtype)?;
         *s = converted;
         self.0.storage.dtype.store(dtype as u8, Ordering::Relaxed);
+        self.0.storage.version.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

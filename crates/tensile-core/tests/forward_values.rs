@@ -468,6 +468,51 @@ fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit_with_or_without_relu()
 }
 
 #[test]
+fn a_weight_used_again_gives_the_same_products_and_follows_in_place_writes() {
+    // From its second use at one version of its data, `linear` reads a kept row-major copy of
+    // `wᵀ`; every in-place write (an optimizer step, `assign_`, `cast_`) must retire it.
+    let mut rng = tensile_core::Rng::seed(14);
+    let x = Tensor::randn((4, 5), 0.0, 1.0, DType::F32, &mut rng);
+    let w = Tensor::randn((6, 5), 0.0, 1.0, DType::F32, &mut rng).requires_grad();
+    let bits = |t: &Tensor| -> Vec<u64> {
+        t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    let by_matmul = |x: &Tensor, w: &Tensor| bits(&x.matmul(&w.t().unwrap()).unwrap());
+    let uses = |x: &Tensor, w: &Tensor, what: &str| {
+        let want = by_matmul(x, w);
+        for use_ in 1..=3 {
+            assert_eq!(bits(&x.linear(w, None).unwrap()), want, "{what}, use {use_}");
+        }
+    };
+    uses(&x, &w, "fresh weight");
+    let before = by_matmul(&x, &w);
+    w.update_::<f32, _>(|v| v.iter_mut().for_each(|v| *v = *v * -2.0 + 0.5)).unwrap();
+    assert_ne!(by_matmul(&x, &w), before);
+    uses(&x, &w, "after update_");
+    w.assign_(&Tensor::randn((6, 5), 0.0, 1.0, DType::F32, &mut rng)).unwrap();
+    uses(&x, &w, "after assign_");
+    w.cast_(DType::F64).unwrap();
+    uses(&x.to_dtype(DType::F64).unwrap(), &w, "after cast_");
+    // Two views of one storage, used in turn, each get their own product.
+    let both = Tensor::randn((12, 5), 0.0, 1.0, DType::F32, &mut rng);
+    let (top, bottom) = (both.narrow(0, 0, 6).unwrap(), both.narrow(0, 6, 6).unwrap());
+    for _ in 0..3 {
+        assert_eq!(bits(&x.linear(&top, None).unwrap()), by_matmul(&x, &top));
+        assert_eq!(bits(&x.linear(&bottom, None).unwrap()), by_matmul(&x, &bottom));
+    }
+    // Gradients through a use that reads the kept copy are those of the op-by-op product.
+    let w = Tensor::randn((6, 5), 0.0, 1.0, DType::F32, &mut rng).requires_grad();
+    let xg = x.requires_grad();
+    x.linear(&w, None).unwrap();
+    let (fused, composed) = (xg.linear(&w, None).unwrap(), xg.matmul(&w.t().unwrap()).unwrap());
+    let seed = Tensor::randn((4, 6), 0.0, 1.0, DType::F32, &mut rng);
+    let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+    for t in [&xg, &w] {
+        assert_eq!(bits(gf.get(t).unwrap()), bits(gc.get(t).unwrap()));
+    }
+}
+
+#[test]
 fn linear_argument_errors_name_the_problem() {
     let x = Tensor::zeros((2, 4), DType::F32);
     let w = Tensor::zeros((3, 4), DType::F32);

@@ -138,10 +138,17 @@ impl Tensor {
             }
         }
         let m = self.dims()[0];
-        let wt = weight.layout().permute(&[1, 0]);
         let dims = MatmulDims { batch: Shape::scalar(), m, k: in_f, n: out_f };
         let shape = Shape::from([m, out_f]);
-        let mut storage = self.storage().matmul(self.layout(), &weight.storage(), &wt, &dims)?;
+        // With more than one row the product copies `wᵀ` row-major (`cpu/matmul.rs`); a weight
+        // used again before it changes (a recurrent layer's steps) keeps that copy instead.
+        let cached = if m > 1 && in_f > 1 && out_f > 1 { weight.cached_transpose()? } else { None };
+        let mut storage = match &cached {
+            Some(wt) => self.storage().matmul(self.layout(), &wt.storage(), wt.layout(), &dims)?,
+            None => {
+                self.storage().matmul(self.layout(), &weight.storage(), &weight.layout().permute(&[1, 0]), &dims)?
+            }
+        };
         if let Some(b) = bias {
             let bl = b.layout().broadcast_to("linear", &shape)?;
             storage = storage.binary(&Layout::contiguous(shape.clone()), &b.storage(), &bl, BinaryOp::Add)?;
