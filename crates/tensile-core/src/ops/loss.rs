@@ -20,15 +20,10 @@ pub(crate) fn mse_backward(
     out: &Tensor,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
-    let g = if mean { only(unary::backward(out, out, g, mean_scale(diff))?) } else { g.clone() };
-    let gd = only(unary::backward(diff, diff, &g.broadcast_to(diff.shape())?, UnaryOp::Square)?);
+    let g = if mean { unary::input_grad(out, out, g, mean_scale(diff))? } else { g.clone() };
+    let gd = unary::input_grad(diff, diff, &g.broadcast_to(diff.shape())?, UnaryOp::Square)?;
     let gt = if target.tracks_grad() { Some(gd.neg()?) } else { None };
     Ok(vec![input.tracks_grad().then_some(gd), gt])
-}
-
-/// The one gradient a unary rule returns.
-fn only(mut grads: Vec<Option<Tensor>>) -> Tensor {
-    grads.pop().flatten().expect("internal: a unary gradient rule returns its input's gradient")
 }
 
 /// `mean_all`'s last step: `x * (1 / n)`.

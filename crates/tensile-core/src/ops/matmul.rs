@@ -48,7 +48,7 @@ pub(crate) fn linear_backward(
 ) -> Result<Vec<Option<Tensor>>> {
     let relu_grad;
     let g = if relu {
-        relu_grad = unary::backward(out, out, g, UnaryOp::Relu)?.pop().flatten().expect("internal: relu's gradient");
+        relu_grad = unary::input_grad(out, out, g, UnaryOp::Relu)?;
         &relu_grad
     } else {
         g

@@ -160,12 +160,18 @@ impl UnaryOp {
 
 /// `[x, y, grad] -> [grad * f'(x)]`.
 pub(crate) fn backward(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Vec<Option<Tensor>>> {
+    Ok(vec![Some(input_grad(x, y, g, op)?)])
+}
+
+/// `g · f'(x)` for `y = f(x)`: the one gradient of a unary op, for the rules of fused ops that
+/// chain it into their own (a folded ReLU, the mean's scale).
+pub(crate) fn input_grad(x: &Tensor, y: &Tensor, g: &Tensor, op: UnaryOp) -> Result<Tensor> {
     let (x, y, g) = (x.dense()?, y.dense()?, g.dense()?);
     let storage = {
         let (xs, ys, gs) = (x.storage(), y.storage(), g.storage());
         xs.unary_backward(&ys, &gs, op)?
     };
-    Ok(vec![Some(Tensor::from_storage(storage, x.shape().clone(), x.device()))])
+    Ok(Tensor::from_storage(storage, x.shape().clone(), x.device()))
 }
 
 macro_rules! unary_methods {
