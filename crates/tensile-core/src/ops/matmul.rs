@@ -140,9 +140,11 @@ impl Tensor {
         let m = self.dims()[0];
         let dims = MatmulDims { batch: Shape::scalar(), m, k: in_f, n: out_f };
         let shape = Shape::from([m, out_f]);
-        // With more than one row the product copies `wᵀ` row-major (`cpu/matmul.rs`); a weight
-        // used again before it changes (a recurrent layer's steps) keeps that copy instead.
-        let cached = if m > 1 && in_f > 1 && out_f > 1 { weight.cached_transpose()? } else { None };
+        // With more than one row the product copies a column-major `wᵀ` (that of a row-major `w`)
+        // row-major first (`cpu/matmul.rs`); a weight used again before it changes (a recurrent
+        // layer's steps) keeps that copy instead.
+        let copied = m > 1 && in_f > 1 && out_f > 1 && weight.layout().strides()[1] == 1;
+        let cached = if copied { weight.cached_transpose()? } else { None };
         let mut storage = match &cached {
             Some(wt) => self.storage().matmul(self.layout(), &wt.storage(), wt.layout(), &dims)?,
             None => {
