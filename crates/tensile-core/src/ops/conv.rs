@@ -190,16 +190,7 @@ impl Tensor {
         {
             return invalid("conv2d", format!("bias must have shape [{o}], found {}", bias.shape()));
         }
-        for (what, t) in [("weight", Some(weight)), ("bias", bias)] {
-            if let Some(t) = t
-                && t.dtype() != self.dtype()
-            {
-                return invalid(
-                    "conv2d",
-                    format!("{what} has dtype {:?} but the input has {:?}", t.dtype(), self.dtype()),
-                );
-            }
-        }
+        super::require_param_dtypes("conv2d", self, &[("weight", Some(weight)), ("bias", bias)])?;
         let win = Window2d { kernel: (kh, kw), stride, padding, dilation, pad_value: 0.0 };
         let (oh, ow) = win.output_size(h, w)?;
         let spec = Conv2dSpec { win, groups, relu };

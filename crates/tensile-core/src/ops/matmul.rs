@@ -116,16 +116,7 @@ impl Tensor {
         {
             return invalid("linear", format!("bias must have shape [{out_f}], found {}", b.shape()));
         }
-        for (what, t) in [("weight", Some(weight)), ("bias", bias)] {
-            if let Some(t) = t
-                && t.dtype() != self.dtype()
-            {
-                return invalid(
-                    "linear",
-                    format!("{what} has dtype {:?} but the input has {:?}", t.dtype(), self.dtype()),
-                );
-            }
-        }
+        super::require_param_dtypes("linear", self, &[("weight", Some(weight)), ("bias", bias)])?;
         match self.rank() {
             1 => return self.unsqueeze(0)?.linear_op(weight, bias, relu)?.squeeze(0),
             2 => {}

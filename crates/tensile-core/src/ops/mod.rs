@@ -26,7 +26,20 @@ pub use unary::UnaryOp;
 use smallvec::{SmallVec, smallvec};
 
 use crate::Tensor;
-use crate::error::Result;
+use crate::error::{Result, invalid};
+
+/// Errs unless each given parameter of an op (its `weight`, `bias`…) has the input's dtype,
+/// naming the parameter.
+pub(crate) fn require_param_dtypes(op: &'static str, x: &Tensor, params: &[(&str, Option<&Tensor>)]) -> Result<()> {
+    for &(what, t) in params {
+        if let Some(t) = t
+            && t.dtype() != x.dtype()
+        {
+            return invalid(op, format!("{what} has dtype {:?} but the input has {:?}", t.dtype(), x.dtype()));
+        }
+    }
+    Ok(())
+}
 
 /// How a tensor was computed from its inputs (only recorded while gradients are tracked).
 #[derive(Clone)]

@@ -65,12 +65,7 @@ impl Tensor {
                 if t.dims() != normalized {
                     return invalid(op, format!("{what} must have shape {normalized:?}, found {}", t.shape()));
                 }
-                if t.dtype() != self.dtype() {
-                    return invalid(
-                        op,
-                        format!("{what} has dtype {:?} but the input has {:?}", t.dtype(), self.dtype()),
-                    );
-                }
+                super::require_param_dtypes(op, self, &[(what, Some(t))])?;
             }
         }
         if !(eps >= 0.0 && eps.is_finite()) {
