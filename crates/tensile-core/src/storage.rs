@@ -73,7 +73,8 @@ pub(crate) trait BackendStorage: Sized {
     fn unfold2d(&self, layout: &Layout, win: &Window2d) -> Result<Self>;
     /// col2im: the adjoint of `unfold2d`, summing the contiguous columns `self` into `shape`.
     fn fold2d(&self, shape: &Shape, win: &Window2d) -> Result<Self>;
-    /// `x [B, C, H, W]`, weight `[O, C/G, KH, KW]`, bias `[O]` -> `[B, O, OH, OW]`.
+    /// `x [B, C, H, W]`, weight `[O, C/G, KH, KW]`, bias `[O]` -> `[B, O, OH, OW]`; with a
+    /// folded max pool, the pooled `[B, O, PH, PW]` and the pool's u32 indices.
     fn conv2d(
         &self,
         l: &Layout,
@@ -81,9 +82,10 @@ pub(crate) trait BackendStorage: Sized {
         wl: &Layout,
         bias: Option<(&Self, &Layout)>,
         spec: &Conv2dSpec,
-    ) -> Result<Self>;
+    ) -> Result<(Self, Option<Self>)>;
     /// The gradients of `conv2d` with respect to `[x, weight, bias]` that `need` asks for, given
-    /// the output gradient `g`.
+    /// the output gradient `g`, the output `y` when a ReLU is folded in, and the pool's indices
+    /// when a max pool is.
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn conv2d_backward(
         &self,
@@ -93,6 +95,7 @@ pub(crate) trait BackendStorage: Sized {
         g: &Self,
         gl: &Layout,
         y: Option<&Self>,
+        argmax: Option<&Self>,
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)>;
@@ -215,8 +218,9 @@ impl BackendStorage for Storage {
         wl: &Layout,
         bias: Option<(&Self, &Layout)>,
         spec: &Conv2dSpec,
-    ) -> Result<Self> {
-        Ok(Storage::Cpu(self.cpu().conv2d(l, w.cpu(), wl, bias.map(|(b, bl)| (b.cpu(), bl)), spec)?))
+    ) -> Result<(Self, Option<Self>)> {
+        let (y, idx) = self.cpu().conv2d(l, w.cpu(), wl, bias.map(|(b, bl)| (b.cpu(), bl)), spec)?;
+        Ok((Storage::Cpu(y), idx.map(Storage::Cpu)))
     }
     fn conv2d_backward(
         &self,
@@ -226,10 +230,12 @@ impl BackendStorage for Storage {
         g: &Self,
         gl: &Layout,
         y: Option<&Self>,
+        argmax: Option<&Self>,
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
-        let (dx, dw, db) = self.cpu().conv2d_backward(l, w.cpu(), wl, g.cpu(), gl, y.map(|y| y.cpu()), spec, need)?;
+        let (y, argmax) = (y.map(|y| y.cpu()), argmax.map(|a| a.cpu()));
+        let (dx, dw, db) = self.cpu().conv2d_backward(l, w.cpu(), wl, g.cpu(), gl, y, argmax, spec, need)?;
         Ok((dx.map(Storage::Cpu), dw.map(Storage::Cpu), db.map(Storage::Cpu)))
     }
     fn layer_norm(

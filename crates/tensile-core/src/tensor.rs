@@ -234,6 +234,12 @@ impl Tensor {
     pub fn is_leaf_var(&self) -> bool {
         self.0.track && self.op().is_none()
     }
+    /// The name of the op that computed this tensor (`"conv2d_relu"`, `"matmul"`, `"unary"`…),
+    /// recorded only while it tracks gradients; `None` for a leaf or an untracked result. Like
+    /// PyTorch's `grad_fn`, it shows what the backward pass will run, fused forms included.
+    pub fn op_name(&self) -> Option<&'static str> {
+        self.0.op.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Op::name)
+    }
     pub(crate) fn op(&self) -> Option<Op> {
         self.0.op.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -974,6 +974,80 @@ fn conv2d_relu_is_conv2d_then_relu_to_the_bit() {
 }
 
 #[test]
+fn conv2d_relu_max_pool2d_is_the_three_ops_to_the_bit() {
+    // Values and the gradients of input, weight and bias against conv2d_relu then max_pool2d:
+    // 2x2 windows over an even and an odd output (the AVX path and its overlapping last group,
+    // the last row and column left out), overlapping padded windows (positions taken twice),
+    // a batch split over threads, grouped, without a bias, f64; and inputs with many ties
+    // (zeros from the ReLU, equal maxima: the first index wins in both).
+    let mut rng = tensile_core::Rng::seed(21);
+    type Pool = ((usize, usize), (usize, usize), (usize, usize));
+    type Case = (&'static [usize], &'static [usize], (usize, usize), usize, bool, Pool, DType);
+    let cases: [Case; 6] = [
+        (&[16, 1, 28, 28], &[8, 1, 3, 3], (0, 0), 1, true, ((2, 2), (2, 2), (0, 0)), DType::F32),
+        (&[8, 4, 13, 13], &[6, 4, 3, 3], (0, 0), 1, true, ((2, 2), (2, 2), (0, 0)), DType::F32),
+        (&[3, 4, 9, 8], &[6, 2, 3, 2], (1, 1), 2, true, ((3, 3), (2, 2), (1, 1)), DType::F32),
+        (&[2, 3, 10, 10], &[4, 3, 3, 3], (1, 1), 1, false, ((2, 3), (1, 2), (1, 1)), DType::F32),
+        (&[2, 2, 7, 7], &[3, 2, 3, 3], (1, 1), 1, true, ((2, 2), (2, 2), (0, 0)), DType::F64),
+        (&[4, 2, 12, 12], &[5, 2, 1, 1], (0, 0), 1, false, ((2, 2), (2, 2), (0, 0)), DType::F32),
+    ];
+    let bits = |t: &Tensor| -> Vec<u64> {
+        t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    for (i, (xd, wd, padding, groups, with_bias, pool, dtype)) in cases.into_iter().enumerate() {
+        let x = if i == 5 {
+            // Whole numbers in a small range: many equal values in a window.
+            let n: usize = xd.iter().product();
+            let v: Vec<f64> = (0..n).map(|j| ((j * j * 3 + j) % 5) as f64 - 2.0).collect();
+            Tensor::from_vec(v, xd.to_vec()).unwrap().to_dtype(dtype).unwrap().requires_grad()
+        } else {
+            Tensor::randn(xd.to_vec(), 0.0, 1.0, dtype, &mut rng).requires_grad()
+        };
+        let w = if i == 5 {
+            Tensor::ones(wd.to_vec(), dtype).requires_grad()
+        } else {
+            Tensor::randn(wd.to_vec(), 0.0, 0.5, dtype, &mut rng).requires_grad()
+        };
+        let b = Tensor::randn(wd[0], 0.0, 0.5, dtype, &mut rng).requires_grad();
+        let bias = with_bias.then_some(&b);
+        let fused = x.conv2d_relu_max_pool2d(&w, bias, (1, 1), padding, (1, 1), groups, pool).unwrap();
+        let composed = x
+            .conv2d_relu(&w, bias, (1, 1), padding, (1, 1), groups)
+            .unwrap()
+            .max_pool2d(pool.0, pool.1, pool.2)
+            .unwrap();
+        let case = format!("x {xd:?}, w {wd:?}, padding {padding:?}, bias {with_bias}, pool {pool:?}, {dtype:?}");
+        assert_eq!(fused.dims(), composed.dims(), "{case}");
+        assert_eq!(bits(&fused), bits(&composed), "values, {case}");
+        let v = fused.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+        assert!(v.contains(&0.0) && v.iter().any(|&y| y > 0.0), "windows on both sides of the ReLU, {case}");
+        let seed = Tensor::randn(fused.shape(), 0.0, 1.0, dtype, &mut rng);
+        let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+        let mut leaves = vec![("x", &x), ("w", &w)];
+        if with_bias {
+            leaves.push(("b", &b));
+        }
+        for (name, t) in leaves {
+            assert_eq!(bits(gf.get(t).unwrap()), bits(gc.get(t).unwrap()), "gradient of {name}, {case}");
+        }
+    }
+}
+
+#[test]
+fn conv2d_relu_max_pool2d_argument_errors_name_the_problem() {
+    let x = Tensor::zeros((1, 2, 5, 5), DType::F32);
+    let w = Tensor::zeros((4, 2, 3, 3), DType::F32);
+    let err = |pool| x.conv2d_relu_max_pool2d(&w, None, (1, 1), (0, 0), (1, 1), 1, pool).unwrap_err().to_string();
+    let padding = err(((2, 2), (2, 2), (2, 0)));
+    assert!(padding.contains("conv2d_relu_max_pool2d") && padding.contains("at most half the kernel"), "{padding}");
+    // The convolution's output is 3x3: a 4x4 window does not fit it.
+    let large = err(((4, 4), (1, 1), (0, 0)));
+    assert!(large.contains("height: input size 3 with padding 0 is smaller than the kernel span 4"), "{large}");
+    let stride = err(((2, 2), (0, 1), (0, 0)));
+    assert!(stride.contains("at least 1"), "{stride}");
+}
+
+#[test]
 fn conv2d_argument_errors_name_the_problem() {
     let x = Tensor::zeros((1, 2, 5, 5), DType::F32);
     let w = Tensor::zeros((4, 2, 3, 3), DType::F32);

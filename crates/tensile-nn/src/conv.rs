@@ -8,6 +8,7 @@
 
 use tensile_core::{DType, Rng, Tensor};
 
+use crate::PoolWindow;
 use crate::error::{Result, invalid};
 use crate::init;
 use crate::module::{Module, join_name};
@@ -243,6 +244,13 @@ impl Module for Conv2d {
         let c = &self.config;
         Some(check_input("conv2d", x, 4, "[B, C, H, W]", c.in_channels).and_then(|()| {
             Ok(x.conv2d_relu(&self.weight, self.bias.as_ref(), c.stride, c.padding, c.dilation, c.groups)?)
+        }))
+    }
+    fn forward_relu_max_pool2d(&self, x: &Tensor, pool: PoolWindow) -> Option<Result<Tensor>> {
+        let c = &self.config;
+        Some(check_input("conv2d", x, 4, "[B, C, H, W]", c.in_channels).and_then(|()| {
+            let (w, b) = (&self.weight, self.bias.as_ref());
+            Ok(x.conv2d_relu_max_pool2d(w, b, c.stride, c.padding, c.dilation, c.groups, pool)?)
         }))
     }
 }

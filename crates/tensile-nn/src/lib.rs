@@ -82,4 +82,5 @@ pub use schedule::{Schedule, ScheduleConfig, Scheduler, SchedulerState, StepUnit
 pub use spec::{LayerSpec, ModelSpec, Pair};
 pub use summary::{Summary, SummaryRow, summary};
 pub use tabular::{Embedded, IndexColumn, TabularEmbedding, embedding_dim_for};
+pub use tensile_core::ops::PoolWindow;
 pub use weights::{load_weights, save_weights};

@@ -8,6 +8,7 @@
 
 use std::sync::Mutex;
 
+use tensile_core::ops::PoolWindow;
 use tensile_core::{DType, Rng, Tensor};
 
 use crate::error::Result;
@@ -51,6 +52,19 @@ pub trait Module: Send {
     fn is_relu(&self) -> bool {
         false
     }
+
+    /// `max_pool2d(relu(self.forward(x)))` as one op, `pool` being the max pool's `(kernel,
+    /// stride, padding)`, for a layer that can (a 2-D convolution); `None` for the others.
+    /// [`Sequential`] calls it for a layer followed by a ReLU and a [`crate::MaxPool2d`].
+    fn forward_relu_max_pool2d(&self, _x: &Tensor, _pool: PoolWindow) -> Option<Result<Tensor>> {
+        None
+    }
+
+    /// The window of a layer whose `forward` is exactly a 2-D max pool ([`crate::MaxPool2d`]),
+    /// so that [`Sequential`] may fold it (see [`Module::forward_relu_max_pool2d`]).
+    fn max_pool2d_window(&self) -> Option<PoolWindow> {
+        None
+    }
 }
 
 /// A boxed module is a module, so boxed layers compose like concrete ones.
@@ -75,6 +89,12 @@ impl<M: Module + ?Sized> Module for Box<M> {
     }
     fn is_relu(&self) -> bool {
         (**self).is_relu()
+    }
+    fn forward_relu_max_pool2d(&self, x: &Tensor, pool: PoolWindow) -> Option<Result<Tensor>> {
+        (**self).forward_relu_max_pool2d(x, pool)
+    }
+    fn max_pool2d_window(&self) -> Option<PoolWindow> {
+        (**self).max_pool2d_window()
     }
     fn children(&self) -> Vec<(String, &dyn Module)> {
         (**self).children()
@@ -149,6 +169,18 @@ impl Module for Sequential {
         let mut h = x.clone();
         let mut i = 0;
         while i < self.layers.len() {
+            // A layer, the ReLU and the max pool after it as one op where the layer offers it:
+            // the same values and gradients, and the layer's output never stored. Should it
+            // fail (a window that does not fit), the layers below run one by one and the
+            // error names the one at fault, as without the fold.
+            if self.layers.get(i + 1).is_some_and(|next| next.is_relu())
+                && let Some(pool) = self.layers.get(i + 2).and_then(|next| next.max_pool2d_window())
+                && let Some(Ok(y)) = self.layers[i].forward_relu_max_pool2d(&h, pool)
+            {
+                h = y;
+                i += 3;
+                continue;
+            }
             // A layer and the ReLU after it as one op where the layer offers it: the same
             // values and gradients, one graph node fewer.
             if self.layers.get(i + 1).is_some_and(|next| next.is_relu())

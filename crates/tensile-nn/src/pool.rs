@@ -8,6 +8,7 @@
 
 use tensile_core::Tensor;
 
+use crate::PoolWindow;
 use crate::error::{Result, invalid};
 use crate::module::Module;
 
@@ -44,7 +45,7 @@ impl Pool2dConfig {
 }
 
 /// The resolved window: `(kernel, stride, padding)` as `(height, width)` pairs.
-type Window = ((usize, usize), (usize, usize), (usize, usize));
+type Window = PoolWindow;
 
 /// Checks one axis. PyTorch refuses padding above half the kernel, since a window could then
 /// lie wholly in the padding.
@@ -83,7 +84,7 @@ fn check_rank(what: &str, x: &Tensor, rank: usize, layout: &str) -> Result<()> {
 
 macro_rules! pool_layer {
     ($(#[$doc:meta])* $name:ident, $config:ty, $window:ident, $kind:literal, $rank:literal, $layout:literal,
-     |$x:ident, $k:ident, $s:ident, $p:ident| $body:expr) => {
+     |$x:ident, $k:ident, $s:ident, $p:ident| $body:expr $(, $extra:item)*) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -112,6 +113,7 @@ macro_rules! pool_layer {
             fn kind(&self) -> &'static str {
                 $kind
             }
+            $($extra)*
         }
     };
 }
@@ -126,7 +128,10 @@ pool_layer!(
     /// Max pooling over `[B, C, H, W]` (PyTorch's `nn.MaxPool2d`); the gradient goes to the
     /// first maximum of each window.
     MaxPool2d, Pool2dConfig, window_2d, "max_pool2d", 4, "[B, C, H, W]",
-    |x, k, s, p| x.max_pool2d(k, s, p)
+    |x, k, s, p| x.max_pool2d(k, s, p),
+    fn max_pool2d_window(&self) -> Option<PoolWindow> {
+        Some(self.window)
+    }
 );
 pool_layer!(
     /// Average pooling over `[B, C, L]` (PyTorch's `nn.AvgPool1d`, padding counted as zeros).

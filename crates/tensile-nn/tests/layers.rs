@@ -716,6 +716,7 @@ fn sequential_folds_a_relu_into_the_linear_or_conv_layer_before_it_without_chang
     let images = Tensor::randn((2, 2, 5, 5), 0.0, 1.0, DType::F32, &mut rng);
     let y = Sequential::new().with(conv).with(Relu).forward(&images).unwrap();
     let by_hand = images.conv2d(&cw, Some(&cb), (1, 1), (1, 1), (1, 1), 1).unwrap().relu().unwrap();
+    assert_eq!(y.op_name(), Some("conv2d_relu"));
     assert_eq!(f32s(&y), f32s(&by_hand));
     let (g, h) = (y.sum_all().unwrap().backward().unwrap(), by_hand.sum_all().unwrap().backward().unwrap());
     for p in [&cw, &cb] {
@@ -726,4 +727,40 @@ fn sequential_folds_a_relu_into_the_linear_or_conv_layer_before_it_without_chang
     let (w, b) = (l.weight().clone(), l.bias().unwrap().clone());
     let doubled = Sequential::new().with(l).with(Doubling).forward(&x).unwrap();
     assert_eq!(f32s(&doubled), f32s(&x.linear(&w, Some(&b)).unwrap().mul_scalar(2.0).unwrap()));
+}
+
+#[test]
+fn sequential_folds_a_conv_relu_and_max_pool_into_one_op_without_changing_results() {
+    let mut rng = Rng::seed(22);
+    let conv = Conv2d::new(Conv2dConfig::new(2, 4, (3, 3)), &mut rng).unwrap();
+    let (cw, cb) = (conv.weight().clone(), conv.bias().unwrap().clone());
+    let pool = Pool2dConfig { stride: Some((1, 2)), ..Pool2dConfig::new((2, 3)) };
+    let model = Sequential::new().with(conv).with(Relu).with(MaxPool2d::new(pool).unwrap());
+    let images = Tensor::randn((3, 2, 9, 10), 0.0, 1.0, DType::F32, &mut rng).requires_grad();
+    let y = model.forward(&images).unwrap();
+    assert_eq!(y.op_name(), Some("conv2d_relu_max_pool2d"));
+    let by_hand = images
+        .conv2d(&cw, Some(&cb), (1, 1), (0, 0), (1, 1), 1)
+        .unwrap()
+        .relu()
+        .unwrap()
+        .max_pool2d((2, 3), (1, 2), (0, 0))
+        .unwrap();
+    assert_eq!(f32s(&y), f32s(&by_hand));
+    assert!(f32s(&y).contains(&0.0) && f32s(&y).iter().any(|&v| v > 0.0), "both sides of the ReLU are exercised");
+    let (g, h) = (y.sum_all().unwrap().backward().unwrap(), by_hand.sum_all().unwrap().backward().unwrap());
+    for p in [&cw, &cb, &images] {
+        assert_eq!(f32s(g.get(p).unwrap()), f32s(h.get(p).unwrap()));
+    }
+    // A pool whose window does not fit the convolution's 3x3 output: the error names the pool
+    // layer, as it does without the fold.
+    let conv = Conv2d::new(Conv2dConfig::new(2, 4, (3, 3)), &mut rng).unwrap();
+    let too_large = MaxPool2d::new(Pool2dConfig::new((4, 4))).unwrap();
+    let small = Tensor::randn((1, 2, 5, 5), 0.0, 1.0, DType::F32, &mut rng);
+    let err = Sequential::new().with(conv).with(Relu).with(too_large).forward(&small).unwrap_err().to_string();
+    assert!(err.contains("max_pool2d") && !err.contains("conv2d_relu_max_pool2d"), "{err}");
+    // Without a ReLU between them, nothing is folded into the pool.
+    let conv = Conv2d::new(Conv2dConfig::new(2, 4, (3, 3)), &mut rng).unwrap();
+    let plain = Sequential::new().with(conv).with(MaxPool2d::new(Pool2dConfig::new((2, 2))).unwrap());
+    assert_eq!(plain.forward(&images).unwrap().op_name(), Some("max_pool2d"));
 }

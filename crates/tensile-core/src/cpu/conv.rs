@@ -258,8 +258,14 @@ fn batch_parallel(d: &ConvDims) -> bool {
 /// `x [B, C, H, W]`, `w [O, CG, KH, KW]`, `bias [O]` -> `y [B, O, OH, OW]`: per sample and
 /// group, im2col into a scratch buffer reused across the samples of a task, one GEMM straight
 /// into the output (`W_g [OG, CG·KH·KW] @ cols [CG·KH·KW, OH·OW]`), then the bias added (and a
-/// folded ReLU applied) while the sample's output is in cache. Samples run in parallel; each is computed alone, so the
-/// bits do not depend on the thread count.
+/// folded ReLU applied) while the sample's output is in cache. Samples run in parallel; each is
+/// computed alone, so the bits do not depend on the thread count.
+///
+/// With a folded max pool (`spec.pool`) the sample's output goes to a scratch buffer of the
+/// task instead and is pooled from there, plane by plane, into `[B, O, PH, PW]`, with the index
+/// of each window's first maximum within its `OH·OW` plane (returned as the second value): the
+/// values and indices `max_pool2d` gives for the unpooled output, without that output ever
+/// leaving the cache.
 pub(crate) fn conv2d<T: Float>(
     x: &[T],
     xd: &[usize],
@@ -267,7 +273,7 @@ pub(crate) fn conv2d<T: Float>(
     wd: &[usize],
     bias: Option<&[T]>,
     spec: &Conv2dSpec,
-) -> Vec<T> {
+) -> (Vec<T>, Option<Vec<u32>>) {
     let d = ConvDims::new(xd, wd, spec);
     let win = &spec.win;
     let (og, kk, l) = (d.og, d.kk, d.l);
@@ -292,18 +298,24 @@ pub(crate) fn conv2d<T: Float>(
     if total == 0 || kk == 0 {
         let mut y = vec![T::ZERO; total];
         y.chunks_mut(per.max(1)).for_each(add_bias);
-        return y;
+        return match &spec.pool {
+            Some(pw) => {
+                let (values, idx) = super::pool::max_pool2d(&y, &[d.b, d.o, d.g.oh, d.g.ow], pw);
+                (values, Some(idx))
+            }
+            None => (y, None),
+        };
     }
     let chw = d.c * d.g.h * d.g.w;
     let inner = inner_parallelism(&d);
-    let one = |cols: &mut Vec<T>, bi: usize, y: &mut [MaybeUninit<T>]| {
+    // Sample `bi`'s `O·L` outputs into `y`.
+    let one = |cols: &mut Vec<T>, bi: usize, y: *mut T| {
         let xs = &x[bi * chw..(bi + 1) * chw];
-        let y = y.as_mut_ptr().cast::<T>();
         for gi in 0..d.groups {
             let rhs = d.columns(xs, gi, win, cols);
             // SAFETY: W_g is OG×KK at `gi·OG·KK` in `w` ([O, KK]); the columns are KK×L; the
-            // destination is this sample's OG×L block of group `gi`, written only here and
-            // fully (gemm does not read it).
+            // destination is this sample's OG×L block of group `gi` (the caller hands over
+            // `O·L` writable elements), written only here and fully (gemm does not read it).
             unsafe {
                 gemm_into(
                     (og, l, kk),
@@ -323,17 +335,90 @@ pub(crate) fn conv2d<T: Float>(
             || add_bias(y),
         );
     };
+    let parallel = batch_parallel(&d);
+    if let Some(pw) = &spec.pool {
+        let pool = super::pool::PlanePool::new::<T>((d.g.oh, d.g.ow), pw);
+        let pl = pool.plane_out();
+        let per_out = d.o * pl;
+        let total_out = d.b * per_out;
+        let mut out: Vec<T> = Vec::with_capacity(total_out);
+        let mut idx: Vec<u32> = Vec::with_capacity(total_out);
+        if per_out > 0 {
+            let pooled = |(cols, ys): &mut (Vec<T>, Vec<T>),
+                          bi: usize,
+                          o: &mut [MaybeUninit<T>],
+                          ix: &mut [MaybeUninit<u32>]| {
+                one(cols, bi, ys.as_mut_ptr());
+                for (p, plane) in ys.chunks_exact(l).enumerate() {
+                    pool.run(plane, &mut o[p * pl..(p + 1) * pl], &mut ix[p * pl..(p + 1) * pl]);
+                }
+            };
+            let scratch = || (d.scratch(win), vec![T::ZERO; per]);
+            let (o, ix) = (&mut out.spare_capacity_mut()[..total_out], &mut idx.spare_capacity_mut()[..total_out]);
+            if parallel {
+                let samples = o.par_chunks_mut(per_out).zip(ix.par_chunks_mut(per_out)).enumerate();
+                samples.for_each_init(scratch, |s, (bi, (o, ix))| pooled(s, bi, o, ix));
+            } else {
+                let mut s = scratch();
+                let samples = o.chunks_mut(per_out).zip(ix.chunks_mut(per_out)).enumerate();
+                samples.for_each(|(bi, (o, ix))| pooled(&mut s, bi, o, ix));
+            }
+        }
+        // SAFETY: every sample's `O·PH·PW` values and indices were written by `PlanePool::run`.
+        unsafe {
+            out.set_len(total_out);
+            idx.set_len(total_out);
+        }
+        return (out, Some(idx));
+    }
     let mut out: Vec<T> = Vec::with_capacity(total);
     let spare = &mut out.spare_capacity_mut()[..total];
-    if batch_parallel(&d) {
-        spare.par_chunks_mut(per).enumerate().for_each_init(|| d.scratch(win), |cols, (bi, y)| one(cols, bi, y));
+    if parallel {
+        spare
+            .par_chunks_mut(per)
+            .enumerate()
+            .for_each_init(|| d.scratch(win), |cols, (bi, y)| one(cols, bi, y.as_mut_ptr().cast::<T>()));
     } else {
         let mut cols = d.scratch(win);
-        spare.chunks_mut(per).enumerate().for_each(|(bi, y)| one(&mut cols, bi, y));
+        spare.chunks_mut(per).enumerate().for_each(|(bi, y)| one(&mut cols, bi, y.as_mut_ptr().cast::<T>()));
     }
     // SAFETY: every sample's block was written above.
     unsafe { out.set_len(total) };
-    out
+    (out, None)
+}
+
+/// One sample's convolution output gradient `[O, L]` (into `dy`) from the gradient `g` of its
+/// folded max pool `[O, PL]`: each plane zeroed, `g` added at the pool's indices in window
+/// order, then, with a folded ReLU (`y`, the pooled values, given), each pooled position
+/// multiplied by the ReLU's gradient at that value (the value the pool took from there). A
+/// position no window took keeps `+0`, as `0 · relu'(y)` gives, so the bits equal those of the
+/// pool's and the ReLU's backward passes one after the other.
+///
+/// When windows do not overlap (`disjoint`: stride at least the kernel) no position is taken
+/// twice, and each is written once as `(0 + g) · relu'(y)`, the same expression in one pass.
+fn unpool<T: Float>(dy: &mut [T], g: &[T], idx: &[u32], y: Option<&[T]>, (l, pl): (usize, usize), disjoint: bool) {
+    let relu_grad = |yv: T| UnaryOp::Relu.grad(yv, yv);
+    for (p, plane) in dy.chunks_exact_mut(l).enumerate() {
+        plane.fill(T::ZERO);
+        let (gp, ip) = (&g[p * pl..(p + 1) * pl], &idx[p * pl..(p + 1) * pl]);
+        match y {
+            Some(y) if disjoint => {
+                for ((&gv, &i), &yv) in gp.iter().zip(ip).zip(&y[p * pl..(p + 1) * pl]) {
+                    plane[i as usize] = (T::ZERO + gv) * relu_grad(yv);
+                }
+            }
+            Some(y) => {
+                super::pool::scatter_plane(plane, gp, ip);
+                // A position taken twice is masked twice: by 0 or 1 again, which leaves it as
+                // it is.
+                for (&i, &yv) in ip.iter().zip(&y[p * pl..(p + 1) * pl]) {
+                    let v = &mut plane[i as usize];
+                    *v = *v * relu_grad(yv);
+                }
+            }
+            None => super::pool::scatter_plane(plane, gp, ip),
+        }
+    }
 }
 
 /// Samples per backward task: fixed by the batch size alone (at most 8 tasks), so the partial
@@ -353,6 +438,12 @@ fn backward_chunk(b: usize) -> usize {
 /// The batch is cut into chunks of a size fixed by `B` alone; each chunk sums its samples' weight
 /// and bias gradients in order (the GEMM accumulating into its partial), and the partials are
 /// added in chunk order, so the bits do not depend on the thread count.
+///
+/// `y` is the output, given when a ReLU is folded in (its gradient is read from it). With a
+/// folded max pool, `g` and `y` are the pooled `[B, O, PH, PW]` and `argmax` holds the pool's
+/// indices: each sample's `[O, OH·OW]` gradient is built in a scratch buffer, `g` scattered
+/// through the indices and then masked by the ReLU's gradient, the values `max_pool2d`'s and
+/// the ReLU's backward passes give.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub(crate) fn conv2d_backward<T: Float>(
     x: &[T],
@@ -361,6 +452,7 @@ pub(crate) fn conv2d_backward<T: Float>(
     wd: &[usize],
     g: &[T],
     y: Option<&[T]>,
+    argmax: Option<&[u32]>,
     spec: &Conv2dSpec,
     need: [bool; 3],
 ) -> (Option<Vec<T>>, Option<Vec<T>>, Option<Vec<T>>) {
@@ -375,6 +467,13 @@ pub(crate) fn conv2d_backward<T: Float>(
     let inner = inner_parallelism(&d);
     let wn = d.o * kk;
     let products = d.b * per * kk > 0;
+    // The pool's indices and the pooled values per plane, and `g`'s elements per sample.
+    let pooled = argmax.zip(spec.pool.as_ref()).map(|(idx, pw)| {
+        let disjoint = pw.stride.0 >= pw.kernel.0 && pw.stride.1 >= pw.kernel.1;
+        let (ph, pw) = pw.output_size(d.g.oh, d.g.ow).expect("internal: window checked by the caller");
+        (idx, ph * pw, disjoint)
+    });
+    let g_per = pooled.map_or(per, |(_, pl, _)| d.o * pl);
     // One chunk of samples: its partial weight and bias gradients; the input gradient of its
     // samples goes into `dx` (this chunk's `[chunk, C, H, W]` slice, zeros on entry).
     let task = |j: usize, dx: Option<&mut [T]>, scratch: &mut (Vec<T>, Vec<T>, Vec<T>)| -> (Vec<T>, Vec<T>) {
@@ -388,8 +487,13 @@ pub(crate) fn conv2d_backward<T: Float>(
         let mut dx = dx;
         for (n, bi) in samples.enumerate() {
             let xs = &x[bi * chw..(bi + 1) * chw];
-            let mut gb = &g[bi * per..(bi + 1) * per];
-            if let Some(y) = y {
+            let mut gb = &g[bi * g_per..(bi + 1) * g_per];
+            if let Some((idx, pl, disjoint)) = pooled {
+                let ib = &idx[bi * g_per..(bi + 1) * g_per];
+                let yb = y.map(|y| &y[bi * g_per..(bi + 1) * g_per]);
+                unpool(masked, gb, ib, yb, (l, pl), disjoint);
+                gb = masked;
+            } else if let Some(y) = y {
                 // A folded ReLU: this sample's gradient times the ReLU's, as its own backward
                 // kernel computes it.
                 let yb = &y[bi * per..(bi + 1) * per];
@@ -466,7 +570,7 @@ pub(crate) fn conv2d_backward<T: Float>(
     let scratch = || {
         let cols = if need_w { d.scratch(win) } else { Vec::new() };
         let dcols = if need_x { vec![T::ZERO; kk * l] } else { Vec::new() };
-        let masked = if y.is_some() { vec![T::ZERO; per] } else { Vec::new() };
+        let masked = if y.is_some() || pooled.is_some() { vec![T::ZERO; per] } else { Vec::new() };
         (cols, dcols, masked)
     };
     let mut dx = need_x.then(|| vec![T::ZERO; d.b * chw]);
@@ -578,33 +682,43 @@ mod tests {
         assert_eq!(run(4), one);
     }
 
-    /// Convolution forward and backward (plain, and with a folded ReLU), above the parallel
-    /// threshold and with a batch that splits into several backward chunks, give the same bits
-    /// on pools of 1, 2 and 4 threads.
+    /// Convolution forward and backward (plain, with a folded ReLU, and with a folded ReLU and
+    /// max pool), above the parallel threshold and with a batch that splits into several
+    /// backward chunks, give the same bits on pools of 1, 2 and 4 threads.
     #[test]
     fn convolution_does_not_depend_on_the_thread_count() {
         let (xd, wd) = ([10, 4, 16, 16], [16, 2, 3, 3]);
         let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), pad_value: 0.0 };
+        let max_pool = Window2d {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+            dilation: (1, 1),
+            pad_value: f64::NEG_INFINITY,
+        };
         let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
         let (x, w, b) = (f32s(xd.iter().product(), 4), f32s(wd.iter().product(), 5), f32s(16, 6));
-        for relu in [false, true] {
-            let spec = Conv2dSpec { win, groups: 2, relu };
+        for (relu, pool) in [(false, None), (true, None), (true, Some(max_pool))] {
+            let spec = Conv2dSpec { win, groups: 2, relu, pool };
             let d = ConvDims::new(&xd, &wd, &spec);
             assert!(d.b * d.o * d.l * d.kk >= CONV_PAR_FLOPS && backward_chunk(d.b) < d.b);
             let run = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                pool.install(|| {
-                    let y = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
+                let threads = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                threads.install(|| {
+                    let (y, idx) = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
+                    assert_eq!(idx.is_some(), pool.is_some());
                     let g: Vec<f32> = (0..y.len()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+                    let y_arg = relu.then_some(&y[..]);
                     let (dx, dw, db) =
-                        conv2d_backward(&x, &xd, &w, &wd, &g, relu.then_some(&y[..]), &spec, [true, true, true]);
-                    [y, dx.unwrap(), dw.unwrap(), db.unwrap()]
+                        conv2d_backward(&x, &xd, &w, &wd, &g, y_arg, idx.as_deref(), &spec, [true, true, true]);
+                    let idx = idx.unwrap_or_default().iter().map(|&i| i as f32).collect();
+                    [y, idx, dx.unwrap(), dw.unwrap(), db.unwrap()]
                         .map(|v| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
                 })
             };
             let one = run(1);
-            assert_eq!(run(2), one, "relu {relu}");
-            assert_eq!(run(4), one, "relu {relu}");
+            assert_eq!(run(2), one, "relu {relu}, pool {pool:?}");
+            assert_eq!(run(4), one, "relu {relu}, pool {pool:?}");
         }
     }
 }

@@ -135,10 +135,11 @@ fn conv2d_typed<T: Float + WithDType>(
     wl: &Layout,
     bias: Option<(&CpuStorage, &Layout)>,
     spec: &Conv2dSpec,
-) -> Result<Vec<T>> {
+) -> Result<(Vec<T>, Option<CpuStorage>)> {
     let w = typed::<T>("conv2d", w, wl)?;
     let bias = bias.map(|(b, bl)| typed::<T>("conv2d", b, bl)).transpose()?;
-    Ok(conv::conv2d(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), bias.as_deref(), spec))
+    let (y, idx) = conv::conv2d(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), bias.as_deref(), spec);
+    Ok((y, idx.map(CpuStorage::U32)))
 }
 
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
@@ -150,16 +151,27 @@ fn conv2d_backward_typed<T: Float + WithDType>(
     g: &CpuStorage,
     gl: &Layout,
     y: Option<&CpuStorage>,
+    argmax: Option<&CpuStorage>,
     spec: &Conv2dSpec,
     need: [bool; 3],
 ) -> Result<(Option<CpuStorage>, Option<CpuStorage>, Option<CpuStorage>)> {
     let w = typed::<T>("conv2d backward", w, wl)?;
     let g = typed::<T>("conv2d backward", g, gl)?;
     let y = y.map(|y| whole::<T>("conv2d backward", y)).transpose()?;
-    if y.is_some_and(|y| y.len() != g.len()) {
-        return crate::error::invalid("conv2d backward", "internal: the output and its gradient differ in length");
+    let argmax = argmax.map(|a| index_slice("conv2d backward", a)).transpose()?;
+    if y.is_some_and(|y| y.len() != g.len()) || argmax.is_some_and(|a| a.len() != g.len()) {
+        return crate::error::invalid(
+            "conv2d backward",
+            "internal: the output, its pool indices and its gradient differ in length",
+        );
     }
-    let (dx, dw, db) = conv::conv2d_backward(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), &g, y, spec, need);
+    if argmax.is_some() != spec.pool.is_some() {
+        return crate::error::invalid(
+            "conv2d backward",
+            "internal: pool indices without a pool, or a pool without them",
+        );
+    }
+    let (dx, dw, db) = conv::conv2d_backward(&contiguous_cow(x, l), l.dims(), &w, wl.dims(), &g, y, argmax, spec, need);
     Ok((dx.map(T::wrap), dw.map(T::wrap), db.map(T::wrap)))
 }
 
@@ -373,8 +385,12 @@ impl BackendStorage for CpuStorage {
         wl: &Layout,
         bias: Option<(&Self, &Layout)>,
         spec: &Conv2dSpec,
-    ) -> Result<Self> {
-        Ok(float_map!(self, "conv2d", |v| conv2d_typed(v, l, w, wl, bias, spec)?))
+    ) -> Result<(Self, Option<Self>)> {
+        match self {
+            CpuStorage::F32(v) => conv2d_typed(v, l, w, wl, bias, spec).map(|(y, i)| (CpuStorage::F32(y), i)),
+            CpuStorage::F64(v) => conv2d_typed(v, l, w, wl, bias, spec).map(|(y, i)| (CpuStorage::F64(y), i)),
+            other => Err(unsupported("conv2d", other.dtype(), "f32 or f64")),
+        }
     }
 
     fn layer_norm(
@@ -416,12 +432,13 @@ impl BackendStorage for CpuStorage {
         g: &Self,
         gl: &Layout,
         y: Option<&Self>,
+        argmax: Option<&Self>,
         spec: &Conv2dSpec,
         need: [bool; 3],
     ) -> Result<(Option<Self>, Option<Self>, Option<Self>)> {
         match self {
-            CpuStorage::F32(v) => conv2d_backward_typed(v, l, w, wl, g, gl, y, spec, need),
-            CpuStorage::F64(v) => conv2d_backward_typed(v, l, w, wl, g, gl, y, spec, need),
+            CpuStorage::F32(v) => conv2d_backward_typed(v, l, w, wl, g, gl, y, argmax, spec, need),
+            CpuStorage::F64(v) => conv2d_backward_typed(v, l, w, wl, g, gl, y, argmax, spec, need),
             other => Err(unsupported("conv2d backward", other.dtype(), "f32 or f64")),
         }
     }

@@ -180,48 +180,87 @@ mod avx {
     }
 }
 
+/// Max pooling of planes of one size with one window: the kernel chosen once (the AVX2 path for
+/// `f32` 2×2 windows with stride 2, the generic 2×2 loop, or the generic window scan), then run
+/// plane by plane. Used by `max_pool2d` and by a convolution with a folded max pool
+/// (`cpu/conv.rs`), so both give the same values and indices.
+pub(crate) struct PlanePool<'a> {
+    win: &'a Window2d,
+    geometry: (usize, usize, usize, usize),
+    two_by_two: bool,
+    #[cfg(target_arch = "x86_64")]
+    vector: bool,
+}
+
+impl<'a> PlanePool<'a> {
+    /// For `H×W` planes of `T`. The caller has checked the window (`output_size`) and that the
+    /// padding is at most half the kernel.
+    pub(crate) fn new<T: Float>((h, w): (usize, usize), win: &'a Window2d) -> PlanePool<'a> {
+        let (oh, ow) = win.output_size(h, w).expect("internal: window checked by the caller");
+        let two_by_two = win.kernel == (2, 2) && win.stride == (2, 2) && win.padding == (0, 0);
+        PlanePool {
+            win,
+            geometry: (h, w, oh, ow),
+            two_by_two,
+            #[cfg(target_arch = "x86_64")]
+            vector: two_by_two
+                && ow >= 8
+                && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+                && std::arch::is_x86_feature_detected!("avx2"),
+        }
+    }
+
+    /// Inputs per plane (`H·W`).
+    pub(crate) fn plane_in(&self) -> usize {
+        self.geometry.0 * self.geometry.1
+    }
+
+    /// Outputs per plane (`OH·OW`).
+    pub(crate) fn plane_out(&self) -> usize {
+        self.geometry.2 * self.geometry.3
+    }
+
+    /// One plane's `OH·OW` maxima and their indices within the plane.
+    #[inline]
+    pub(crate) fn run<T: Float>(&self, plane: &[T], o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<u32>]) {
+        let (_, w, oh, ow) = self.geometry;
+        #[cfg(target_arch = "x86_64")]
+        if self.vector {
+            // SAFETY: `T` is `f32` and the CPU has AVX2 (both checked in `new`), so the slices
+            // may be viewed as `f32`; the plane holds `H·W` inputs and the outputs `OH·OW`
+            // elements.
+            unsafe {
+                let plane = std::slice::from_raw_parts(plane.as_ptr().cast::<f32>(), plane.len());
+                let o = std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<MaybeUninit<f32>>(), o.len());
+                avx::plane_2x2(plane, (w, oh, ow), o, ix);
+            }
+            return;
+        }
+        if self.two_by_two {
+            crate::simd::wide(
+                #[inline(always)]
+                || pool_plane_2x2(plane, (w, oh, ow), o, ix),
+            )
+        } else {
+            pool_plane(plane, self.geometry, self.win, o, ix)
+        }
+    }
+}
+
 /// `[B, C, H, W] -> ([B, C, OH, OW], indices)`: each window's maximum and the index in its plane
 /// (`ih·W + iw`) of the first maximum. The caller checks that a plane has fewer than 2^32
 /// elements and that the padding is at most half the kernel.
 pub(crate) fn max_pool2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> (Vec<T>, Vec<u32>) {
-    let (planes, h, w) = (dims[0] * dims[1], dims[2], dims[3]);
-    let (oh, ow) = win.output_size(h, w).expect("internal: window checked by the caller");
-    let (plane_in, plane_out) = (h * w, oh * ow);
-    let total = planes * plane_out;
+    let pool = PlanePool::new::<T>((dims[2], dims[3]), win);
+    let (plane_in, plane_out) = (pool.plane_in(), pool.plane_out());
+    let total = dims[0] * dims[1] * plane_out;
     let mut out: Vec<T> = Vec::with_capacity(total);
     let mut idx: Vec<u32> = Vec::with_capacity(total);
     if total > 0 {
-        let geometry = (h, w, oh, ow);
         let o = &mut out.spare_capacity_mut()[..total];
         let ix = &mut idx.spare_capacity_mut()[..total];
-        let two_by_two = win.kernel == (2, 2) && win.stride == (2, 2) && win.padding == (0, 0);
-        #[cfg(target_arch = "x86_64")]
-        let vector = two_by_two
-            && ow >= 8
-            && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-            && std::arch::is_x86_feature_detected!("avx2");
         let one = |p: usize, o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<u32>]| {
-            let plane = &x[p * plane_in..(p + 1) * plane_in];
-            #[cfg(target_arch = "x86_64")]
-            if vector {
-                // SAFETY: `T` is `f32` and the CPU has AVX2 (both checked in `vector`), so the
-                // slices may be viewed as `f32`; the plane holds `H·W` inputs and the outputs
-                // `OH·OW` elements.
-                unsafe {
-                    let plane = std::slice::from_raw_parts(plane.as_ptr().cast::<f32>(), plane.len());
-                    let o = std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<MaybeUninit<f32>>(), o.len());
-                    avx::plane_2x2(plane, (w, oh, ow), o, ix);
-                }
-                return;
-            }
-            if two_by_two {
-                crate::simd::wide(
-                    #[inline(always)]
-                    || pool_plane_2x2(plane, (w, oh, ow), o, ix),
-                )
-            } else {
-                pool_plane(plane, geometry, win, o, ix)
-            }
+            pool.run(&x[p * plane_in..(p + 1) * plane_in], o, ix)
         };
         if x.len() >= PAR_MIN && crate::threads::current() > 1 {
             o.par_chunks_mut(plane_out)
@@ -232,12 +271,21 @@ pub(crate) fn max_pool2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> (
             o.chunks_mut(plane_out).zip(ix.chunks_mut(plane_out)).enumerate().for_each(|(p, (o, ix))| one(p, o, ix));
         }
     }
-    // SAFETY: `pool_plane` wrote all `OH·OW` values and indices of every plane.
+    // SAFETY: `PlanePool::run` wrote all `OH·OW` values and indices of every plane.
     unsafe {
         out.set_len(total);
         idx.set_len(total);
     }
     (out, idx)
+}
+
+/// One plane's gradient: each element of `g` added into `dx` at its window's index, in window
+/// order.
+#[inline]
+pub(crate) fn scatter_plane<T: Float>(dx: &mut [T], g: &[T], idx: &[u32]) {
+    for (&v, &i) in g.iter().zip(idx) {
+        dx[i as usize] += v;
+    }
 }
 
 /// The gradient of `max_pool2d`: `g [B, C, OH, OW]` added into zeros of `[B, C, H, W]` at the
@@ -259,9 +307,7 @@ pub(crate) fn max_pool2d_backward<T: Float>(g: &[T], idx: &[u32], dims: &[usize]
         }
         // SAFETY: every element was just initialized, and `MaybeUninit<T>` has `T`'s layout.
         let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<T>(), dx.len()) };
-        for (&v, &i) in g.iter().zip(idx) {
-            dx[i as usize] += v;
-        }
+        scatter_plane(dx, g, idx);
     };
     let mut out: Vec<T> = Vec::with_capacity(total);
     let dx = &mut out.spare_capacity_mut()[..total];

@@ -35,14 +35,19 @@ pub struct Window2d {
 impl Window2d {
     /// Output height and width for an input of `h × w`, or an error naming the problem.
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        self.output_size_of("conv", h, w)
+    }
+
+    /// [`Window2d::output_size`], the error naming `op` (the op whose window it is).
+    pub(crate) fn output_size_of(&self, op: &'static str, h: usize, w: usize) -> Result<(usize, usize)> {
         let one = |name: &str, size: usize, k: usize, s: usize, p: usize, d: usize| -> Result<usize> {
             if k == 0 || s == 0 || d == 0 {
-                return invalid("conv", format!("{name}: kernel, stride and dilation must be at least 1"));
+                return invalid(op, format!("{name}: kernel, stride and dilation must be at least 1"));
             }
             let span = d * (k - 1) + 1;
             if size + 2 * p < span {
                 return invalid(
-                    "conv",
+                    op,
                     format!("{name}: input size {size} with padding {p} is smaller than the kernel span {span}"),
                 );
             }
@@ -55,29 +60,39 @@ impl Window2d {
     }
 }
 
-/// A convolution's window and group count (the weight's shape gives the rest), and whether a
-/// ReLU is applied to its output.
+/// A pooling window as the pooling methods take it: `(kernel, stride, padding)`, each
+/// `(height, width)`.
+pub type PoolWindow = ((usize, usize), (usize, usize), (usize, usize));
+
+/// A convolution's window and group count (the weight's shape gives the rest), whether a ReLU
+/// is applied to its output, and the window of a max pool applied after that.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Conv2dSpec {
     pub win: Window2d,
     pub groups: usize,
     pub relu: bool,
+    pub pool: Option<Window2d>,
 }
 
 /// `[x, weight, bias] -> [dx, dweight, dbias]`, each only when that input tracks gradients.
+///
+/// With a folded max pool, `argmax` holds the pool's indices and `out` and `g` are pooled.
 pub(crate) fn conv2d_backward(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     spec: &Conv2dSpec,
+    argmax: Option<&Tensor>,
     out: &Tensor,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
     let need = [x.tracks_grad(), w.tracks_grad(), b.is_some_and(|b| b.tracks_grad())];
     let g = g.contiguous()?;
     // With a folded ReLU the kernel masks `g` by the ReLU's gradient, read from the output
-    // (positive exactly where the ReLU's input is), sample by sample.
+    // (positive exactly where the ReLU's input is; with a pool, the value each window took),
+    // sample by sample.
     let y = spec.relu.then(|| out.storage());
+    let argmax = argmax.map(|a| a.storage());
     let (dx, dw, db) = x.storage().conv2d_backward(
         x.layout(),
         &w.storage(),
@@ -85,6 +100,7 @@ pub(crate) fn conv2d_backward(
         &g.storage(),
         g.layout(),
         y.as_deref(),
+        argmax.as_deref(),
         spec,
         need,
     )?;
@@ -112,6 +128,26 @@ pub(crate) fn unfold_backward(x: &Tensor, g: &Tensor, win: &Window2d) -> Result<
     Ok(vec![Some(Tensor::from_storage(storage, x.shape().clone(), x.device()))])
 }
 
+/// A max pool's window over `h × w` planes (padding reads as -inf), checked: padding at most
+/// half the kernel, and a plane small enough for the pool's 32-bit indices.
+fn max_pool_window(
+    op: &'static str,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    (h, w): (usize, usize),
+) -> Result<Window2d> {
+    if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
+        return invalid(op, format!("padding {padding:?} must be at most half the kernel {kernel:?}"));
+    }
+    if h.checked_mul(w).is_none_or(|n| n > u32::MAX as usize) {
+        return invalid(op, format!("a {h}x{w} plane has more elements than 32-bit indices reach"));
+    }
+    let win = Window2d { kernel, stride, padding, dilation: (1, 1), pad_value: f64::NEG_INFINITY };
+    win.output_size_of(op, h, w)?;
+    Ok(win)
+}
+
 fn require_rank(op: &'static str, t: &Tensor, rank: usize, what: &str) -> Result<()> {
     if t.rank() == rank { Ok(()) } else { invalid(op, format!("expected {what}, found shape {}", t.shape())) }
 }
@@ -123,7 +159,7 @@ impl Tensor {
         self.require_float("unfold2d")?;
         require_rank("unfold2d", self, 4, "[batch, channels, height, width]")?;
         let d = self.dims();
-        let (oh, ow) = win.output_size(d[2], d[3])?;
+        let (oh, ow) = win.output_size_of("unfold2d", d[2], d[3])?;
         let x = self.contiguous()?;
         let storage = x.storage().unfold2d(x.layout(), win)?;
         let shape = Shape::from([d[0], d[1], win.kernel.0 * win.kernel.1, oh * ow]);
@@ -142,7 +178,7 @@ impl Tensor {
         dilation: (usize, usize),
         groups: usize,
     ) -> Result<Tensor> {
-        self.conv2d_op(weight, bias, stride, padding, dilation, groups, false)
+        self.conv2d_op(weight, bias, stride, padding, dilation, groups, false, None)
     }
 
     /// `relu(conv2d(...))` as one op: the ReLU applied while each sample's output is in cache,
@@ -158,7 +194,26 @@ impl Tensor {
         dilation: (usize, usize),
         groups: usize,
     ) -> Result<Tensor> {
-        self.conv2d_op(weight, bias, stride, padding, dilation, groups, true)
+        self.conv2d_op(weight, bias, stride, padding, dilation, groups, true, None)
+    }
+
+    /// `max_pool2d(relu(conv2d(...)))` as one op, `pool` being the max pool's `(kernel, stride,
+    /// padding)`: each sample's convolution output is pooled while it is in cache and never
+    /// stored; the same values and gradients, to the bit, as [`Tensor::conv2d_relu`] followed
+    /// by [`Tensor::max_pool2d`]. `nn::Sequential` uses it for a convolution, a ReLU and a 2-D
+    /// max pool in a row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_relu_max_pool2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+        groups: usize,
+        pool: PoolWindow,
+    ) -> Result<Tensor> {
+        self.conv2d_op(weight, bias, stride, padding, dilation, groups, true, Some(pool))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -171,6 +226,7 @@ impl Tensor {
         dilation: (usize, usize),
         groups: usize,
         relu: bool,
+        pool: Option<PoolWindow>,
     ) -> Result<Tensor> {
         require_rank("conv2d", self, 4, "input [batch, channels, height, width]")?;
         require_rank("conv2d", weight, 4, "weight [out_channels, in_channels/groups, kh, kw]")?;
@@ -192,19 +248,29 @@ impl Tensor {
         }
         super::require_param_dtypes("conv2d", self, &[("weight", Some(weight)), ("bias", bias)])?;
         let win = Window2d { kernel: (kh, kw), stride, padding, dilation, pad_value: 0.0 };
-        let (oh, ow) = win.output_size(h, w)?;
-        let spec = Conv2dSpec { win, groups, relu };
+        let (mut oh, mut ow) = win.output_size_of("conv2d", h, w)?;
+        let pool = match pool {
+            Some((kernel, stride, padding)) => {
+                let pw = max_pool_window("conv2d_relu_max_pool2d", kernel, stride, padding, (oh, ow))?;
+                (oh, ow) = pw.output_size_of("conv2d_relu_max_pool2d", oh, ow)?;
+                Some(pw)
+            }
+            None => None,
+        };
+        let spec = Conv2dSpec { win, groups, relu, pool };
         let (x, weight) = (self.contiguous()?, weight.contiguous()?);
         let bias = bias.map(|b| b.contiguous()).transpose()?;
-        let storage = {
+        let (storage, argmax) = {
             let (xs, ws) = (x.storage(), weight.storage());
             let bs = bias.as_ref().map(|b| b.storage());
             let bias_arg = bias.as_ref().zip(bs.as_ref()).map(|(b, s)| (&**s, b.layout()));
             xs.conv2d(x.layout(), &ws, weight.layout(), bias_arg, &spec)?
         };
-        let out = Tensor::from_storage(storage, Shape::from([b, o, oh, ow]), self.device());
+        let shape = Shape::from([b, o, oh, ow]);
+        let argmax = argmax.map(|a| Tensor::from_storage(a, shape.clone(), self.device()));
+        let out = Tensor::from_storage(storage, shape, self.device());
         let inputs: Vec<&Tensor> = [Some(&x), Some(&weight), bias.as_ref()].into_iter().flatten().collect();
-        Ok(out.with_op(|| Op::Conv2d(x.clone(), weight.clone(), bias.clone(), spec), &inputs))
+        Ok(out.with_op(|| Op::Conv2d(x.clone(), weight.clone(), bias.clone(), spec, argmax), &inputs))
     }
 
     /// 1-D convolution. `x [B, C, L]`, `weight [O, C/groups, K]`, `bias [O]` -> `[B, O, OL]`.
@@ -236,15 +302,11 @@ impl Tensor {
         if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
             return invalid(name, format!("padding {padding:?} must be at most half the kernel {kernel:?}"));
         }
-        let pad_value = if max { f64::NEG_INFINITY } else { 0.0 };
-        let win = Window2d { kernel, stride, padding, dilation: (1, 1), pad_value };
         let (b, c, h, w) = (self.dims()[0], self.dims()[1], self.dims()[2], self.dims()[3]);
-        let (oh, ow) = win.output_size(h, w)?;
         if max {
             self.require_float(name)?;
-            if h.checked_mul(w).is_none_or(|n| n > u32::MAX as usize) {
-                return invalid(name, format!("a {h}x{w} plane has more elements than 32-bit indices reach"));
-            }
+            let win = max_pool_window(name, kernel, stride, padding, (h, w))?;
+            let (oh, ow) = win.output_size_of(name, h, w)?;
             let x = self.contiguous()?;
             let (values, argmax) = x.storage().max_pool2d(x.layout(), &win)?;
             let shape = Shape::from([b, c, oh, ow]);
@@ -252,6 +314,8 @@ impl Tensor {
             let argmax = Tensor::from_storage(argmax, shape, self.device());
             return Ok(out.with_op(|| Op::MaxPool2d(x.clone(), argmax), &[&x]));
         }
+        let win = Window2d { kernel, stride, padding, dilation: (1, 1), pad_value: 0.0 };
+        let (oh, ow) = win.output_size_of(name, h, w)?;
         // Padding counts in the denominator (PyTorch's default count_include_pad=True).
         self.unfold2d(&win)?.mean(2, true)?.reshape([b, c, oh, ow])
     }

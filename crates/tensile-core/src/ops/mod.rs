@@ -19,7 +19,7 @@ pub(crate) mod unary;
 
 pub use binary::{BinaryOp, CmpOp};
 pub(crate) use conv::Conv2dSpec;
-pub use conv::Window2d;
+pub use conv::{PoolWindow, Window2d};
 pub use reduce::ReduceOp;
 pub use unary::UnaryOp;
 
@@ -64,8 +64,8 @@ pub(crate) enum Op {
     Where(Tensor, Tensor, Tensor),
     ToDType(Tensor),
     Unfold(Tensor, Window2d),
-    /// Input, weight, bias.
-    Conv2d(Tensor, Tensor, Option<Tensor>, Conv2dSpec),
+    /// Input, weight, bias, and with a folded max pool the pool's u32 indices (as `MaxPool2d`'s).
+    Conv2d(Tensor, Tensor, Option<Tensor>, Conv2dSpec, Option<Tensor>),
     /// Input and the u32 index, within its `H·W` plane, of each window's first maximum.
     MaxPool2d(Tensor, Tensor),
     /// Input, and the weight, bias and row statistics.
@@ -75,6 +75,39 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// A short name for the op, as its `Tensor` method is called (fused forms named as such).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(..) => "unary",
+            Op::Binary(..) => "binary",
+            Op::Reduce(..) => "reduce",
+            Op::Matmul(..) => "matmul",
+            Op::Linear(.., false) => "linear",
+            Op::Linear(.., true) => "linear_relu",
+            Op::Softmax(.., false) => "softmax",
+            Op::Softmax(.., true) => "log_softmax",
+            Op::Reshape(_) => "reshape",
+            Op::Permute(..) => "permute",
+            Op::Broadcast(_) => "broadcast",
+            Op::Narrow(..) => "narrow",
+            Op::Pad(..) => "pad",
+            Op::Cat(..) => "cat",
+            Op::IndexSelect(..) => "index_select",
+            Op::Gather(..) => "gather",
+            Op::Where(..) => "where",
+            Op::ToDType(_) => "to_dtype",
+            Op::Unfold(..) => "unfold2d",
+            Op::Conv2d(_, _, _, spec, _) => match (spec.relu, spec.pool.is_some()) {
+                (false, false) => "conv2d",
+                (true, false) => "conv2d_relu",
+                (_, true) => "conv2d_relu_max_pool2d",
+            },
+            Op::MaxPool2d(..) => "max_pool2d",
+            Op::LayerNorm(..) => "layer_norm",
+            Op::MseLoss(..) => "mse_loss",
+        }
+    }
+
     /// The inputs that gradients flow to (index tensors and masks included; they never track).
     pub(crate) fn inputs(&self) -> SmallVec<[&Tensor; 3]> {
         match self {
@@ -89,7 +122,7 @@ impl Op {
             | Op::ToDType(a)
             | Op::Unfold(a, _)
             | Op::MaxPool2d(a, _) => smallvec![a],
-            Op::Conv2d(x, w, b, _) | Op::Linear(x, w, b, _) => {
+            Op::Conv2d(x, w, b, _, _) | Op::Linear(x, w, b, _) => {
                 [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect()
             }
             Op::LayerNorm(x, s) => [Some(x), s.weight.as_ref(), s.bias.as_ref()].into_iter().flatten().collect(),
@@ -120,7 +153,7 @@ impl Op {
             Op::Where(m, a, b) => index::where_backward(m, a, b, g),
             Op::ToDType(x) => Ok(vec![Some(g.to_dtype(x.dtype())?)]),
             Op::Unfold(x, win) => conv::unfold_backward(x, g, win),
-            Op::Conv2d(x, w, b, spec) => conv::conv2d_backward(x, w, b.as_ref(), spec, out, g),
+            Op::Conv2d(x, w, b, spec, argmax) => conv::conv2d_backward(x, w, b.as_ref(), spec, argmax.as_ref(), out, g),
             Op::MaxPool2d(x, argmax) => conv::max_pool2d_backward(x, argmax, g),
             Op::LayerNorm(x, saved) => norm::backward(x, saved, g),
             Op::MseLoss(x, t, diff, mean) => loss::mse_backward(x, t, diff, *mean, out, g),
