@@ -45,6 +45,13 @@ pub fn no_grad() -> NoGradGuard {
     NoGradGuard { previous }
 }
 
+/// Runs `f` with graph recording on this thread set to `enabled`, then puts the previous
+/// setting back (also when `f` panics).
+pub(crate) fn with_grad_enabled<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
+    let _guard = NoGradGuard { previous: GRAD_ENABLED.with(|g| g.replace(enabled)) };
+    f()
+}
+
 /// Hashes a [`TensorId`] as the number it is. Ids are distinct counters, so SipHash's defence
 /// against chosen keys buys nothing here, and backward hashes a few ids for every op it visits.
 #[derive(Default)]

@@ -31,12 +31,18 @@ pub fn init() -> usize {
 /// op; from a pool thread it shares the work with the other threads directly. Loops that call
 /// many kernels (a training run) go through here: a GRU epoch of W5 ran 1.4x faster
 /// (BENCHMARKS.md). The results are the same bits either way.
+///
+/// `f` records the graph exactly when the calling thread does ([`crate::no_grad`] is
+/// per thread): the pool thread that picks `f` up may be in the middle of another caller's
+/// evaluation with recording off (a thread waiting in a parallel op runs queued work), and
+/// two trainings started from two threads at once would otherwise see each other's setting.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
     }
     init();
-    rayon::scope(|_| f())
+    let grad = crate::autograd::is_grad_enabled();
+    rayon::scope(|_| crate::autograd::with_grad_enabled(grad, f))
 }
 
 /// Threads available to kernels called from here (the enclosing pool's size).
