@@ -478,10 +478,8 @@ fn detect_delimiter(header: &[u8]) -> u8 {
     for &b in header {
         if b == b'"' {
             quoted = !quoted;
-        } else if !quoted {
-            if let Some(k) = CANDIDATES.iter().position(|&c| c == b) {
-                counts[k] += 1;
-            }
+        } else if !quoted && let Some(k) = CANDIDATES.iter().position(|&c| c == b) {
+            counts[k] += 1;
         }
     }
     let mut best = 0;

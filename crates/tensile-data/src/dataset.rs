@@ -63,10 +63,10 @@ impl Dataset {
                 n_rows * n_features
             )));
         }
-        if let Targets::Classes { labels, class_names } = &targets {
-            if let Some(&bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
-                return Err(invalid(format!("class label {bad} with only {} class names", class_names.len())));
-            }
+        if let Targets::Classes { labels, class_names } = &targets
+            && let Some(&bad) = labels.iter().find(|&&l| l as usize >= class_names.len())
+        {
+            return Err(invalid(format!("class label {bad} with only {} class names", class_names.len())));
         }
         let columns = ColumnEncoding::numeric(&feature_names);
         Ok(Dataset { features, n_features, feature_names, targets, columns, sample_shape: vec![n_features] })
@@ -261,7 +261,7 @@ impl Features {
     /// a multiple of D.
     pub fn new(values: Vec<f32>, feature_names: Vec<String>) -> Result<Self> {
         let d = feature_names.len();
-        if d == 0 || values.len() % d != 0 {
+        if d == 0 || !values.len().is_multiple_of(d) {
             return Err(invalid(format!("{} feature values for {d} features per row", values.len())));
         }
         Ok(Features { values, sample_shape: vec![d], feature_names, row_names: None })

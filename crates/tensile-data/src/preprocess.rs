@@ -99,7 +99,7 @@ impl Standardizer {
     /// length is not a multiple of D.
     pub fn transform_in_place(&self, features: &mut [f32]) -> Result<()> {
         let f = self.n_features();
-        if f == 0 || features.len() % f != 0 {
+        if f == 0 || !features.len().is_multiple_of(f) {
             return Err(Error::InvalidArgument {
                 what: format!("{} feature values is not a whole number of rows of {f} features", features.len()),
             });
@@ -301,7 +301,7 @@ impl TargetScaler {
 
 /// D when `len` is a whole number of rows of `d` features.
 fn whole_rows(len: usize, d: usize) -> Result<usize> {
-    if d == 0 || len % d != 0 {
+    if d == 0 || !len.is_multiple_of(d) {
         return Err(Error::InvalidArgument {
             what: format!("{len} feature values is not a whole number of rows of {d} features"),
         });

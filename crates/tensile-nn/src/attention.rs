@@ -47,7 +47,7 @@ fn check_heads(what: &str, embed_dim: usize, num_heads: usize) -> Result<()> {
     if embed_dim == 0 || num_heads == 0 {
         return invalid(what, format!("embed_dim ({embed_dim}) and num_heads ({num_heads}) must be at least 1"));
     }
-    if embed_dim % num_heads != 0 {
+    if !embed_dim.is_multiple_of(num_heads) {
         return invalid(what, format!("embed_dim {embed_dim} is not divisible by num_heads {num_heads}"));
     }
     Ok(())

@@ -71,7 +71,7 @@ fn validate(what: &str, in_ch: usize, out_ch: usize, groups: usize, sizes: &[(&s
             return invalid(what, format!("{field} must be at least 1"));
         }
     }
-    if in_ch % groups != 0 || out_ch % groups != 0 {
+    if !in_ch.is_multiple_of(groups) || !out_ch.is_multiple_of(groups) {
         return invalid(
             what,
             format!("groups = {groups} must divide in_channels = {in_ch} and out_channels = {out_ch}"),

@@ -328,10 +328,10 @@ impl ScheduleConfig {
                 finite(what, "eps", c.eps, 0.0)?;
             }
         }
-        if let Some(w) = &self.warmup {
-            if !(0.0..=1.0).contains(&w.start_factor) {
-                return invalid("Warmup", format!("start_factor must be in [0, 1], got {}", w.start_factor));
-            }
+        if let Some(w) = &self.warmup
+            && !(0.0..=1.0).contains(&w.start_factor)
+        {
+            return invalid("Warmup", format!("start_factor must be in [0, 1], got {}", w.start_factor));
         }
         Ok(())
     }
@@ -415,28 +415,28 @@ impl Scheduler {
     /// Advances one step after an epoch whose monitored metric was `metric`, and returns the new
     /// rate. Only `ReduceOnPlateau` reads the metric, and only once warmup is over.
     pub fn step_with_metric(&mut self, metric: f64) -> f64 {
-        if let Schedule::ReduceOnPlateau(c) = &self.config.schedule {
-            if self.step >= self.warmup_steps() {
-                let s = &mut self.plateau;
-                if c.is_better(metric, s.best) {
-                    s.best = Some(metric);
-                    s.num_bad_epochs = 0;
-                } else {
-                    s.num_bad_epochs += 1;
+        if let Schedule::ReduceOnPlateau(c) = &self.config.schedule
+            && self.step >= self.warmup_steps()
+        {
+            let s = &mut self.plateau;
+            if c.is_better(metric, s.best) {
+                s.best = Some(metric);
+                s.num_bad_epochs = 0;
+            } else {
+                s.num_bad_epochs += 1;
+            }
+            if s.cooldown_counter > 0 {
+                s.cooldown_counter -= 1;
+                s.num_bad_epochs = 0;
+            }
+            if s.num_bad_epochs > c.patience {
+                let old = c.lr_after(self.base_lr, s.reductions);
+                let new = (old * c.factor).max(c.min_lr);
+                if old - new > c.eps {
+                    s.reductions += 1;
                 }
-                if s.cooldown_counter > 0 {
-                    s.cooldown_counter -= 1;
-                    s.num_bad_epochs = 0;
-                }
-                if s.num_bad_epochs > c.patience {
-                    let old = c.lr_after(self.base_lr, s.reductions);
-                    let new = (old * c.factor).max(c.min_lr);
-                    if old - new > c.eps {
-                        s.reductions += 1;
-                    }
-                    s.cooldown_counter = c.cooldown;
-                    s.num_bad_epochs = 0;
-                }
+                s.cooldown_counter = c.cooldown;
+                s.num_bad_epochs = 0;
             }
         }
         self.step += 1;

@@ -413,7 +413,7 @@ fn random_grads(params: &[(String, Tensor)], step: u64, seed: u64) -> GradStore 
     let mut store = GradStore::default();
     for (i, (_, p)) in params.iter().enumerate() {
         let g = Tensor::randn(p.shape(), 0.0, 1.0, DType::F32, &mut rng);
-        if i < 2 || step % 2 == 0 {
+        if i < 2 || step.is_multiple_of(2) {
             store.insert(p, g);
         }
     }

@@ -152,11 +152,11 @@ impl Callback for LrSchedulerCallback {
         Ok(())
     }
     fn on_evaluation(&mut self, ctx: &mut Context, record: &mut EpochRecord) -> Result<()> {
-        if is_plateau(&self.scheduler) {
-            if let Some(&v) = record.values.get(&self.monitor) {
-                self.scheduler.step_with_metric(v);
-                self.apply(ctx);
-            }
+        if is_plateau(&self.scheduler)
+            && let Some(&v) = record.values.get(&self.monitor)
+        {
+            self.scheduler.step_with_metric(v);
+            self.apply(ctx);
         }
         Ok(())
     }
@@ -188,13 +188,13 @@ impl Callback for CheckpointTiming {
         "checkpoint_timing"
     }
     fn on_step_end(&mut self, ctx: &mut Context, _loss: f64) -> Result<()> {
-        if self.every_steps.is_some_and(|n| ctx.step % n == 0) {
+        if self.every_steps.is_some_and(|n| ctx.step.is_multiple_of(n)) {
             ctx.checkpoint = true;
         }
         Ok(())
     }
     fn on_epoch_end(&mut self, ctx: &mut Context) -> Result<()> {
-        if self.every_epochs > 0 && ctx.epoch % self.every_epochs == 0 {
+        if self.every_epochs > 0 && ctx.epoch.is_multiple_of(self.every_epochs) {
             ctx.checkpoint = true;
         }
         Ok(())

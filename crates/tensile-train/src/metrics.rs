@@ -72,7 +72,7 @@ impl Outputs {
         if n_outputs == 0 {
             return Err(invalid("n_outputs", "must be at least 1".into()));
         }
-        if predictions.len() != targets.len() || targets.len() % n_outputs != 0 {
+        if predictions.len() != targets.len() || !targets.len().is_multiple_of(n_outputs) {
             return Err(invalid(
                 "predictions",
                 format!(

@@ -429,7 +429,7 @@ impl Trainer {
                     }
                     Ok((ctx.stop.take(), std::mem::take(&mut ctx.checkpoint)))
                 })?;
-                if cfg.eval_every_steps.is_some_and(|n| st.step % n == 0) {
+                if cfg.eval_every_steps.is_some_and(|n| st.step.is_multiple_of(n)) {
                     let seconds = started.elapsed().as_secs_f64();
                     let r = self.evaluate_and_record(
                         model,

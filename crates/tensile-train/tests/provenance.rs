@@ -158,7 +158,7 @@ fn timestamps_are_rfc3339_utc() {
 fn consecutive_days_step_through_the_gregorian_calendar() {
     // Walk every day from 1970 to 2400 (1900 and 2100 are not leap years, 2000 and 2400 are)
     // and check each date follows the one before.
-    let leap = |y: u32| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u32| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let days_in = |y: u32, m: u32| match m {
         2 if leap(y) => 29,
         2 => 28,

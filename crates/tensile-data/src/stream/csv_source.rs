@@ -75,7 +75,7 @@ pub(super) fn scan(
                 &format!("{width} fields, as in the header"),
             ));
         }
-        if scanner.rows % block_rows as u64 == 0 {
+        if scanner.rows.is_multiple_of(block_rows as u64) {
             let pos = record.position().expect("internal: a read record has a position");
             blocks.push(BlockStart { byte: pos.byte() + bom, line: pos.line(), record: pos.record() });
         }
