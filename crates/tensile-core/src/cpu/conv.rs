@@ -53,33 +53,53 @@ fn for_planes<T: Float>(out: &mut [T], plane_out: usize, total_in: usize, f: imp
     }
 }
 
+/// Where row `(ki, kj)` of a plane's columns meets the input: output rows `top..bottom` and
+/// columns `lo..hi` of each read it, output row `top` from `start` in the input plane and each
+/// next one `step` further, column by column `stride` apart.
+struct Runs {
+    lo: usize,
+    hi: usize,
+    top: usize,
+    bottom: usize,
+    start: usize,
+    step: usize,
+    stride: usize,
+}
+
+impl Runs {
+    /// `None` when no output position of `(ki, kj)` reads the input (all padding).
+    #[inline(always)]
+    fn new(g: &Geometry, win: &Window2d, ki: usize, kj: usize) -> Option<Runs> {
+        let (sw, dw, pw) = (win.stride.1, win.dilation.1, win.padding.1);
+        let (lo, hi) = valid_range(g.ow, kj * dw, sw, pw, g.w);
+        let (sh, dh, ph) = (win.stride.0, win.dilation.0, win.padding.0);
+        let (top, bottom) = valid_range(g.oh, ki * dh, sh, ph, g.h);
+        if lo >= hi || top >= bottom {
+            return None;
+        }
+        let start = (top * sh + ki * dh - ph) * g.w + lo * sw + kj * dw - pw;
+        Some(Runs { lo, hi, top, bottom, start, step: sh * g.w, stride: sw })
+    }
+}
+
 /// Writes row `(ki, kj)` of one plane's columns (`OH·OW` values) into `dst`; padding positions
 /// are left as they are.
 #[inline(always)]
 fn fill_row<T: Float>(plane: &[T], g: &Geometry, win: &Window2d, ki: usize, kj: usize, dst: &mut [T]) {
-    let (sw, dw, pw) = (win.stride.1, win.dilation.1, win.padding.1);
-    let (lo, hi) = valid_range(g.ow, kj * dw, sw, pw, g.w);
-    // The output rows whose source row lies in the input: a range, the source rows `SH` apart.
-    let (sh, dh, ph) = (win.stride.0, win.dilation.0, win.padding.0);
-    let (top, bottom) = valid_range(g.oh, ki * dh, sh, ph, g.h);
-    if lo >= hi || top >= bottom {
-        return;
-    }
-    let first = lo * sw + kj * dw - pw;
-    let src0 = (top * sh + ki * dh - ph) * g.w + first;
+    let Some(Runs { lo, hi, top, bottom, start, step, stride }) = Runs::new(g, win, ki, kj) else { return };
     #[cfg(target_arch = "x86_64")]
-    if sw == 1 && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && avx512::available() {
+    if stride == 1 && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && avx512::available() {
         let rows = bottom - top;
         assert!(
-            src0 + (rows - 1) * sh * g.w + (hi - lo) <= plane.len() && (bottom - 1) * g.ow + hi <= dst.len(),
+            start + (rows - 1) * step + (hi - lo) <= plane.len() && (bottom - 1) * g.ow + hi <= dst.len(),
             "internal: fill_row bounds"
         );
         // SAFETY: `T` is `f32` (checked above) and the CPU has AVX-512 (`available`); the
         // assert bounds the last run read and the last run written.
         unsafe {
             avx512::copy_runs(
-                plane.as_ptr().cast::<f32>().add(src0),
-                sh * g.w,
+                plane.as_ptr().cast::<f32>().add(start),
+                step,
                 dst.as_mut_ptr().cast::<f32>().add(top * g.ow + lo),
                 g.ow,
                 rows,
@@ -89,13 +109,13 @@ fn fill_row<T: Float>(plane: &[T], g: &Geometry, win: &Window2d, ki: usize, kj: 
         return;
     }
     for (r, oh) in (top..bottom).enumerate() {
-        let src = &plane[src0 + r * sh * g.w..];
+        let src = &plane[start + r * step..];
         let dst = &mut dst[oh * g.ow..(oh + 1) * g.ow];
-        if sw == 1 {
+        if stride == 1 {
             dst[lo..hi].copy_from_slice(&src[..hi - lo]);
         } else {
             for (i, d) in dst[lo..hi].iter_mut().enumerate() {
-                *d = src[i * sw];
+                *d = src[i * stride];
             }
         }
     }
@@ -239,25 +259,17 @@ mod avx512 {
 /// Adds row `(ki, kj)` of one plane's columns (`OH·OW` values) back into the input plane.
 #[inline(always)]
 fn add_row<T: Float>(row: &[T], g: &Geometry, win: &Window2d, ki: usize, kj: usize, plane: &mut [T]) {
-    let (sw, dw, pw) = (win.stride.1, win.dilation.1, win.padding.1);
-    let (lo, hi) = valid_range(g.ow, kj * dw, sw, pw, g.w);
-    let (sh, dh, ph) = (win.stride.0, win.dilation.0, win.padding.0);
-    let (top, bottom) = valid_range(g.oh, ki * dh, sh, ph, g.h);
-    if lo >= hi || top >= bottom {
-        return;
-    }
-    let first = lo * sw + kj * dw - pw;
-    let dst0 = (top * sh + ki * dh - ph) * g.w + first;
+    let Some(Runs { lo, hi, top, bottom, start, step, stride }) = Runs::new(g, win, ki, kj) else { return };
     for (r, oh) in (top..bottom).enumerate() {
-        let dst = &mut plane[dst0 + r * sh * g.w..];
+        let dst = &mut plane[start + r * step..];
         let src = &row[oh * g.ow..(oh + 1) * g.ow];
-        if sw == 1 {
+        if stride == 1 {
             for (d, &v) in dst[..hi - lo].iter_mut().zip(&src[lo..hi]) {
                 *d += v;
             }
         } else {
             for (i, &v) in src[lo..hi].iter().enumerate() {
-                dst[i * sw] += v;
+                dst[i * stride] += v;
             }
         }
     }
