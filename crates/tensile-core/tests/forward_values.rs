@@ -935,6 +935,30 @@ fn conv2d_matches_the_unfold_formulation() {
     }
 }
 
+/// A fused op's output `fused` against the same ops one by one (`composed`): the same values
+/// to the bit, outputs on both sides of the ReLU, and the same gradients to the bit for every
+/// leaf, from one random output gradient.
+fn assert_fused_is_composed(
+    fused: &Tensor,
+    composed: &Tensor,
+    leaves: &[(&str, &Tensor)],
+    rng: &mut tensile_core::Rng,
+    case: &str,
+) {
+    let bits = |t: &Tensor| -> Vec<u64> {
+        t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    assert_eq!(fused.dims(), composed.dims(), "{case}");
+    assert_eq!(bits(fused), bits(composed), "values, {case}");
+    let v = fused.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+    assert!(v.contains(&0.0) && v.iter().any(|&y| y > 0.0), "both sides of the ReLU, {case}");
+    let seed = Tensor::randn(fused.shape(), 0.0, 1.0, fused.dtype(), rng);
+    let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
+    for &(name, t) in leaves {
+        assert_eq!(bits(gf.get(t).unwrap()), bits(gc.get(t).unwrap()), "gradient of {name}, {case}");
+    }
+}
+
 #[test]
 fn conv2d_relu_is_conv2d_then_relu_to_the_bit() {
     // Values and the gradients of input, weight and bias, with and without a bias, over a
@@ -947,9 +971,6 @@ fn conv2d_relu_is_conv2d_then_relu_to_the_bit() {
         (&[3, 2, 6, 6], &[4, 2, 1, 1], (1, 1), (0, 0), 1, false, DType::F32),
         (&[2, 2, 5, 5], &[3, 2, 3, 3], (1, 2), (1, 0), 1, true, DType::F64),
     ];
-    let bits = |t: &Tensor| -> Vec<u64> {
-        t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
-    };
     for (xd, wd, stride, padding, groups, with_bias, dtype) in cases {
         let x = Tensor::randn(xd.to_vec(), 0.0, 1.0, dtype, &mut rng).requires_grad();
         let w = Tensor::randn(wd.to_vec(), 0.0, 0.5, dtype, &mut rng).requires_grad();
@@ -958,18 +979,8 @@ fn conv2d_relu_is_conv2d_then_relu_to_the_bit() {
         let fused = x.conv2d_relu(&w, bias, stride, padding, (1, 1), groups).unwrap();
         let composed = x.conv2d(&w, bias, stride, padding, (1, 1), groups).unwrap().relu().unwrap();
         let case = format!("x {xd:?}, w {wd:?}, stride {stride:?}, padding {padding:?}, bias {with_bias}, {dtype:?}");
-        assert_eq!(bits(&fused), bits(&composed), "values, {case}");
-        let v = fused.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-        assert!(v.contains(&0.0) && v.iter().any(|&y| y > 0.0), "both sides of the ReLU, {case}");
-        let seed = Tensor::randn(fused.shape(), 0.0, 1.0, dtype, &mut rng);
-        let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
-        let mut leaves = vec![("x", &x), ("w", &w)];
-        if with_bias {
-            leaves.push(("b", &b));
-        }
-        for (name, t) in leaves {
-            assert_eq!(bits(gf.get(t).unwrap()), bits(gc.get(t).unwrap()), "gradient of {name}, {case}");
-        }
+        let leaves = [("x", &x), ("w", &w), ("b", &b)];
+        assert_fused_is_composed(&fused, &composed, &leaves[..2 + with_bias as usize], &mut rng, &case);
     }
 }
 
@@ -991,9 +1002,6 @@ fn conv2d_relu_max_pool2d_is_the_three_ops_to_the_bit() {
         (&[2, 2, 7, 7], &[3, 2, 3, 3], (1, 1), 1, true, ((2, 2), (2, 2), (0, 0)), DType::F64),
         (&[4, 2, 12, 12], &[5, 2, 1, 1], (0, 0), 1, false, ((2, 2), (2, 2), (0, 0)), DType::F32),
     ];
-    let bits = |t: &Tensor| -> Vec<u64> {
-        t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
-    };
     for (i, (xd, wd, padding, groups, with_bias, pool, dtype)) in cases.into_iter().enumerate() {
         let x = if i == 5 {
             // Whole numbers in a small range: many equal values in a window.
@@ -1017,19 +1025,8 @@ fn conv2d_relu_max_pool2d_is_the_three_ops_to_the_bit() {
             .max_pool2d(pool.0, pool.1, pool.2)
             .unwrap();
         let case = format!("x {xd:?}, w {wd:?}, padding {padding:?}, bias {with_bias}, pool {pool:?}, {dtype:?}");
-        assert_eq!(fused.dims(), composed.dims(), "{case}");
-        assert_eq!(bits(&fused), bits(&composed), "values, {case}");
-        let v = fused.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-        assert!(v.contains(&0.0) && v.iter().any(|&y| y > 0.0), "windows on both sides of the ReLU, {case}");
-        let seed = Tensor::randn(fused.shape(), 0.0, 1.0, dtype, &mut rng);
-        let (gf, gc) = (fused.backward_with(&seed).unwrap(), composed.backward_with(&seed).unwrap());
-        let mut leaves = vec![("x", &x), ("w", &w)];
-        if with_bias {
-            leaves.push(("b", &b));
-        }
-        for (name, t) in leaves {
-            assert_eq!(bits(gf.get(t).unwrap()), bits(gc.get(t).unwrap()), "gradient of {name}, {case}");
-        }
+        let leaves = [("x", &x), ("w", &w), ("b", &b)];
+        assert_fused_is_composed(&fused, &composed, &leaves[..2 + with_bias as usize], &mut rng, &case);
     }
 }
 

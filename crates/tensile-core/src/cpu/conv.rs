@@ -124,11 +124,9 @@ fn fill_row<T: Float>(plane: &[T], g: &Geometry, win: &Window2d, ki: usize, kj: 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
-
+    /// Whether the CPU has AVX-512F (the standard library caches the answer).
     pub(super) fn available() -> bool {
-        static AVX512: OnceLock<bool> = OnceLock::new();
-        *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+        std::arch::is_x86_feature_detected!("avx512f")
     }
 
     /// `rows` runs of `n` floats, run `r` from `src + r·src_stride` to `dst + r·dst_stride`, 16
