@@ -9,6 +9,10 @@
 //! How a product is cut depends only on its shape, never on the thread count, and neither gemm
 //! nor the cut ever splits the sum over K for one output element, so 1, 2 or 4 threads give the
 //! same bits (tests/determinism.rs pins this).
+//!
+//! Small `f32` products (or blocks) with contiguous rows of B skip gemm on AVX-512 CPUs: its
+//! packing and dispatch cost more than their arithmetic, so [`avx512::product`] multiplies them
+//! in place, on the calling thread, each output summed over K in order.
 
 use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
@@ -25,6 +29,12 @@ const BLOCK_FLOPS: usize = 1 << 20;
 const MAX_BLOCKS: usize = 4;
 /// ... each at least this many rows or columns wide.
 const MIN_BLOCK: usize = 32;
+/// Blocks of at most this many multiply-adds, at least [`SMALL_MIN_COLS`] columns wide, go to
+/// [`avx512::product`] instead of gemm (for `f32` on AVX-512), whose packing and dispatch cost
+/// more than the arithmetic at these sizes (W3's products, W1's last layer; BENCHMARKS.md).
+const SMALL_FLOPS: usize = 1 << 19;
+/// Narrower outputs waste most lanes of the kernel's vectors; gemm has dot-product paths for them.
+const SMALL_MIN_COLS: usize = 8;
 
 /// The output buffer, shared by the tasks that write its disjoint blocks.
 #[derive(Clone, Copy)]
@@ -106,6 +116,25 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
         } else {
             (oa[i], ob[i] + start * b_cs, i * m * n + start)
         };
+        #[cfg(target_arch = "x86_64")]
+        if b_cs == 1
+            && cols >= SMALL_MIN_COLS
+            && rows * cols * k <= SMALL_FLOPS
+            && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && std::arch::is_x86_feature_detected!("avx512f")
+        {
+            // SAFETY: `T` is `f32` and the CPU has AVX-512F (checked above); the regions are
+            // those of the gemm call below, B's rows contiguous (`b_cs == 1`).
+            unsafe {
+                avx512::product(
+                    (rows, k, cols),
+                    (a.as_ptr().cast::<f32>().add(ia), a_rs, a_cs),
+                    (b.as_ptr().cast::<f32>().add(ib), b_rs),
+                    (dst.ptr().cast::<f32>().add(id), n),
+                )
+            };
+            return;
+        }
         // SAFETY: the strided rows×K and K×cols regions starting at `ia`/`ib` lie inside `a`/`b`
         // (their layouts were validated against the storages, and a block only narrows them);
         // the rows×cols block at `id` with row stride `n` lies inside the `total`-element
@@ -143,4 +172,160 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
     // SAFETY: the blocks of every product cover its M×N elements, and gemm wrote each one.
     unsafe { out.set_len(total) };
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `C (M×N) = A (M×K) @ B (K×N)` for small products: A at any row and column strides, B's
+    /// rows contiguous, C row-major with row stride `c_rs`. Blocks of up to 4 rows by 64
+    /// columns (16 accumulators); for each `p` in order, one row of B is loaded and each row's
+    /// `A[i, p]` broadcast into a fused multiply-add, so every output is the sum over `p` in
+    /// order from zero, whatever the block sizes (the order gemm's kernels use too). The last
+    /// vector of a block is masked.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F; `A[i, p]` readable at `a + i·a_rs + p·a_cs`, `B[p, j]` at `b + p·b_rs + j`,
+    /// and `C[i, j]` writable at `c + i·c_rs + j`, for `i < M`, `p < K`, `j < N`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn product(
+        (m, k, n): (usize, usize, usize),
+        (a, a_rs, a_cs): (*const f32, usize, usize),
+        (b, b_rs): (*const f32, usize),
+        (c, c_rs): (*mut f32, usize),
+    ) {
+        macro_rules! blocks {
+            ($rows:expr, $vecs:expr, $($r:literal, $v:literal);*) => {
+                match ($rows, $vecs) {
+                    $(($r, $v) => block::<$r, $v>,)*
+                    _ => unreachable!("internal: blocks of 1-4 rows and 1-4 vectors"),
+                }
+            };
+        }
+        let mut j = 0;
+        while j < n {
+            let width = (n - j).min(64);
+            let vecs = width.div_ceil(16);
+            // The lanes of the last vector: 1 to 16.
+            let last = ((1u32 << (width - 16 * (vecs - 1))) - 1) as __mmask16;
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(4);
+                let f = blocks!(rows, vecs,
+                    1, 1; 1, 2; 1, 3; 1, 4; 2, 1; 2, 2; 2, 3; 2, 4;
+                    3, 1; 3, 2; 3, 3; 3, 4; 4, 1; 4, 2; 4, 3; 4, 4);
+                // SAFETY: rows `i..i + rows` and columns `j..j + width` of the caller's regions.
+                unsafe { f(k, (a.add(i * a_rs), a_rs, a_cs), b.add(j), b_rs, (c.add(i * c_rs + j), c_rs), last) };
+                i += rows;
+            }
+            j += width;
+        }
+    }
+
+    /// `R` rows by `V` vectors of [`product`], the last vector's lanes masked by `last`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block<const R: usize, const V: usize>(
+        k: usize,
+        (a, a_rs, a_cs): (*const f32, usize, usize),
+        b: *const f32,
+        b_rs: usize,
+        (c, c_rs): (*mut f32, usize),
+        last: __mmask16,
+    ) {
+        let mask = |v: usize| if v + 1 == V { last } else { 0xffff };
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for p in 0..k {
+            let mut row = [_mm512_setzero_ps(); V];
+            for (v, x) in row.iter_mut().enumerate() {
+                // SAFETY: lanes of the mask in row `p` of B, inside the caller's columns.
+                *x = unsafe { _mm512_maskz_loadu_ps(mask(v), b.add(p * b_rs + 16 * v)) };
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `A[r, p]` of this block.
+                let x = _mm512_set1_ps(unsafe { *a.add(r * a_rs + p * a_cs) });
+                for (acc, &y) in acc.iter_mut().zip(&row) {
+                    *acc = _mm512_fmadd_ps(x, y, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &x) in acc.iter().enumerate() {
+                // SAFETY: lanes of the mask in row `r` of this block of C.
+                unsafe { _mm512_mask_storeu_ps(c.add(r * c_rs + 16 * v), mask(v), x) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Shape;
+
+    /// `A @ B` by the definition, each output the fused multiply-adds over `p` in order from
+    /// zero: the order of both the small-product kernel and gemm's kernels.
+    fn reference(a: &[f32], (a_rs, a_cs): (usize, usize), b: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).fold(0.0f32, |s, p| a[i * a_rs + p * a_cs].mul_add(b[p * n + j], s));
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0 - 1.0).collect()
+    }
+
+    /// Products small enough for the AVX-512 kernel (every row and column tail of its blocks,
+    /// more than one block of columns, row- and column-major left operands) and a batch whose
+    /// products are cut into blocks: the same bits as the sums in order.
+    #[test]
+    fn small_products_sum_in_order() {
+        for &(m, k, n) in &[
+            (1, 32, 64),
+            (3, 5, 8),
+            (5, 1, 17),
+            (7, 9, 15),
+            (6, 33, 63),
+            (9, 16, 64),
+            (4, 7, 65),
+            (2, 3, 130),
+            (64, 256, 20),
+        ] {
+            for column_major in [false, true] {
+                let a = values(m * k, m + k);
+                let b = values(k * n, n);
+                let (strides, a_rs, a_cs) = if column_major { ([1, m], 1, m) } else { ([k, 1], k, 1) };
+                let la = Layout::new(Shape::from([m, k]), &strides, 0);
+                let lb = Layout::contiguous(Shape::from([k, n]));
+                let d = MatmulDims { batch: Shape::scalar(), m, k, n };
+                let got = matmul(&a, &la, &b, &lb, &d);
+                assert_eq!(
+                    got,
+                    reference(&a, (a_rs, a_cs), &b, (m, k, n)),
+                    "{m}x{k} @ {k}x{n}, A column-major: {column_major}"
+                );
+            }
+        }
+        // Three 64x32 @ 32x96 products, each cut into column blocks.
+        let (nb, m, k, n) = (3, 64, 32, 96);
+        let a = values(nb * m * k, 1);
+        let b = values(nb * k * n, 2);
+        let d = MatmulDims { batch: Shape::from([nb]), m, k, n };
+        let got = matmul(
+            &a,
+            &Layout::contiguous(Shape::from([nb, m, k])),
+            &b,
+            &Layout::contiguous(Shape::from([nb, k, n])),
+            &d,
+        );
+        for i in 0..nb {
+            let want = reference(&a[i * m * k..], (k, 1), &b[i * k * n..(i + 1) * k * n], (m, k, n));
+            assert_eq!(&got[i * m * n..(i + 1) * m * n], &want[..], "product {i} of the batch");
+        }
+    }
 }
