@@ -7,7 +7,9 @@
 //! channels, `D` features, `M×K @ K×N` for matrix products, `...` any leading dimensions.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use crate::autograd;
 use crate::device::Device;
@@ -300,7 +302,10 @@ impl Tensor {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
     pub(crate) fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.data.read().unwrap_or_else(|e| e.into_inner())
+        // Recursive: an op may read one storage twice (`x * x`, or an op inside `with_slice`),
+        // and a plain read queues behind a waiting writer, which waits for the first read: both
+        // threads would hang (tests/storage_lock.rs).
+        self.0.storage.data.read_recursive()
     }
 
     /// A row-major copy of this matrix's transpose, for a product that reads it as a transposed
@@ -362,7 +367,7 @@ impl Tensor {
     /// storage, and have dtype `T`. Views sharing the storage see the change; the autodiff graph
     /// does not (use only on parameters between steps, as optimizers do).
     pub fn update_<T: WithDType, R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
-        let mut s = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.storage.data.write();
         let whole = self.layout().contiguous_range() == Some(0..s.len());
         if !whole {
             return crate::error::invalid("update_", "the tensor must own all of its storage contiguously");
@@ -403,7 +408,7 @@ impl Tensor {
     }
 
     fn update_storage(&self, new: Storage) -> Result<()> {
-        let mut s = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.storage.data.write();
         if self.layout().contiguous_range() != Some(0..s.len()) || new.len() != s.len() {
             return crate::error::invalid("assign_", "the tensor must own all of its storage contiguously");
         }
@@ -417,7 +422,7 @@ impl Tensor {
     /// and view of this storage sees the new dtype. The tensor must own its whole storage
     /// contiguously (a parameter or a buffer); use it between steps, never inside a graph.
     pub fn cast_(&self, dtype: DType) -> Result<()> {
-        let mut s = self.0.storage.data.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.0.storage.data.write();
         if s.dtype() == dtype {
             return Ok(());
         }
