@@ -178,21 +178,13 @@ mod avx512 {
         (og, kk, l): (usize, usize, usize),
         accumulate: bool,
     ) {
-        macro_rules! blocks {
-            ($rows:expr, $cols:expr, $($r:literal, $j:literal);*) => {
-                match ($rows, $cols) {
-                    $(($r, $j) => block::<$r, $j>,)*
-                    _ => unreachable!("internal: blocks of 1-2 rows and 1-8 columns"),
-                }
-            };
-        }
         let mut o = 0;
         while o < og {
             let rows = (og - o).min(2);
             let mut j = 0;
             while j < kk {
                 let width = (kk - j).min(8);
-                let f = blocks!(rows, width,
+                let f = block_kernel!(block, rows, width,
                     1, 1; 1, 2; 1, 3; 1, 4; 1, 5; 1, 6; 1, 7; 1, 8;
                     2, 1; 2, 2; 2, 3; 2, 4; 2, 5; 2, 6; 2, 7; 2, 8);
                 // SAFETY: rows `o..o + rows` of G, rows `j..j + width` of the columns and the

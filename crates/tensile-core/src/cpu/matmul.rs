@@ -196,14 +196,6 @@ mod avx512 {
         (b, b_rs): (*const f32, usize),
         (c, c_rs): (*mut f32, usize),
     ) {
-        macro_rules! blocks {
-            ($rows:expr, $vecs:expr, $($r:literal, $v:literal);*) => {
-                match ($rows, $vecs) {
-                    $(($r, $v) => block::<$r, $v>,)*
-                    _ => unreachable!("internal: blocks of 1-4 rows and 1-4 vectors"),
-                }
-            };
-        }
         let mut j = 0;
         while j < n {
             let width = (n - j).min(64);
@@ -213,7 +205,7 @@ mod avx512 {
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(4);
-                let f = blocks!(rows, vecs,
+                let f = block_kernel!(block, rows, vecs,
                     1, 1; 1, 2; 1, 3; 1, 4; 2, 1; 2, 2; 2, 3; 2, 4;
                     3, 1; 3, 2; 3, 3; 3, 4; 4, 1; 4, 2; 4, 3; 4, 4);
                 // SAFETY: rows `i..i + rows` and columns `j..j + width` of the caller's regions.

@@ -6,6 +6,18 @@
 //! ran it or how many threads there are, which is what makes results bit-identical across thread
 //! counts.
 
+/// `$kernel::<R, C>` for the run-time pair `($rows, $cols)`, one of the listed pairs of
+/// literals: how the AVX-512 kernels pick a register block sized at compile time.
+#[cfg(target_arch = "x86_64")]
+macro_rules! block_kernel {
+    ($kernel:ident, $rows:expr, $cols:expr, $($r:literal, $c:literal);*) => {
+        match ($rows, $cols) {
+            $(($r, $c) => $kernel::<$r, $c>,)*
+            _ => unreachable!("internal: no {}x{} block of {}", $rows, $cols, stringify!($kernel)),
+        }
+    };
+}
+
 mod conv;
 mod elementwise;
 mod index;
