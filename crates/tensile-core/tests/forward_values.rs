@@ -627,6 +627,36 @@ fn pad_cat_stack_split_values() {
     assert_eq!(got, vec![vec![0.0, 1.0], vec![2.0, 3.0], vec![4.0]]);
 }
 
+/// `cat` of views whose last dimension is strided (a permuted tensor, the gradient of a
+/// transposed key in attention) or broadcast (stride 0) places each element where the
+/// concatenation of the pieces' own values puts it, along the last dimension and along another.
+#[test]
+fn cat_places_strided_and_broadcast_views() {
+    let permuted = iota(&[2, 3, 4]).permute(&[0, 2, 1]).unwrap(); // [2, 4, 3], last stride 4
+    let broadcast = f32s(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0], (2, 4, 1)).broadcast_to((2, 4, 2)).unwrap();
+    let plain = iota(&[2, 4, 2]).mul_scalar(-1.0).unwrap();
+    let pieces = [&permuted, &broadcast, &plain];
+    let values: Vec<Vec<f32>> = pieces.iter().map(|p| p.to_vec::<f32>().unwrap()).collect();
+    // Along the last dimension: row r of the result is row r of each piece in turn.
+    let widths = [3, 2, 2];
+    let mut want = Vec::new();
+    for r in 0..8 {
+        for (v, w) in values.iter().zip(widths) {
+            want.extend_from_slice(&v[r * w..(r + 1) * w]);
+        }
+    }
+    assert_eq!(vals(&Tensor::cat(&pieces, 2).unwrap(), &[2, 4, 7]), want);
+    // Along dimension 1 (each piece's rows kept whole, strided ones included).
+    let (a, b) = (permuted.narrow(2, 0, 2).unwrap(), broadcast.clone());
+    let (va, vb) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    let mut want = Vec::new();
+    for n in 0..2 {
+        want.extend_from_slice(&va[n * 8..(n + 1) * 8]);
+        want.extend_from_slice(&vb[n * 8..(n + 1) * 8]);
+    }
+    assert_eq!(vals(&Tensor::cat(&[&a, &b], 1).unwrap(), &[2, 8, 2]), want);
+}
+
 #[test]
 fn views_read_the_right_elements() {
     let x = iota(&[2, 3]);

@@ -406,17 +406,34 @@ pub(crate) fn select<T: WithDType + Default>(
 
 /// Writes the elements of `src` (seen through `ls`) into `dst` at the positions of `ld`; both
 /// layouts have one shape.
+///
+/// Row by row along the last dimension: a slice copy where both rows are contiguous, else a
+/// strided loop over the row (the gradient of a transposed view joined by `cat`, such as
+/// attention's keys), so the multi-dimensional offset walk runs once per row, not per element.
 pub(crate) fn copy_into<T: WithDType>(src: &[T], ls: &Layout, dst: &mut [T], ld: &Layout) {
     let rank = ld.dims().len();
-    let inner_contiguous = |l: &Layout| rank > 0 && l.strides()[rank - 1] == 1;
-    if rank > 0 && inner_contiguous(ls) && inner_contiguous(ld) {
-        let inner = ld.dims()[rank - 1];
-        for (s, d) in ls.rows().offsets_from(0).zip(ld.rows().offsets_from(0)) {
-            dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
-        }
+    if rank == 0 {
+        dst[ld.offset()] = src[ls.offset()];
         return;
     }
-    for (s, d) in ls.offsets_from(0).zip(ld.offsets_from(0)) {
-        dst[d] = src[s];
+    let inner = ld.dims()[rank - 1];
+    let (ss, ds) = (ls.strides()[rank - 1], ld.strides()[rank - 1]);
+    if inner == 0 {
+        return;
+    }
+    for (s, d) in ls.rows().offsets_from(0).zip(ld.rows().offsets_from(0)) {
+        if ss == 1 && ds == 1 {
+            dst[d..d + inner].copy_from_slice(&src[s..s + inner]);
+        } else if ss > 0 && ds > 0 {
+            let (src, dst) = (&src[s..=s + (inner - 1) * ss], &mut dst[d..=d + (inner - 1) * ds]);
+            for (d, &v) in dst.iter_mut().step_by(ds).zip(src.iter().step_by(ss)) {
+                *d = v;
+            }
+        } else {
+            // A broadcast row (stride 0).
+            for i in 0..inner {
+                dst[d + i * ds] = src[s + i * ss];
+            }
+        }
     }
 }
