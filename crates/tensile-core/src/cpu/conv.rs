@@ -178,21 +178,15 @@ mod avx512 {
         (og, kk, l): (usize, usize, usize),
         accumulate: bool,
     ) {
-        let mut o = 0;
-        while o < og {
-            let rows = (og - o).min(2);
-            let mut j = 0;
-            while j < kk {
-                let width = (kk - j).min(8);
+        for (o, rows) in super::super::blocks_of(og, 2) {
+            for (j, width) in super::super::blocks_of(kk, 8) {
                 let f = block_kernel!(block, rows, width,
                     1, 1; 1, 2; 1, 3; 1, 4; 1, 5; 1, 6; 1, 7; 1, 8;
                     2, 1; 2, 2; 2, 3; 2, 4; 2, 5; 2, 6; 2, 7; 2, 8);
                 // SAFETY: rows `o..o + rows` of G, rows `j..j + width` of the columns and the
                 // outputs `[o.., j..]` lie inside the caller's buffers.
                 unsafe { f(g.add(o * l), cols.add(j * l), dst.add(o * kk + j), (kk, l), accumulate) };
-                j += width;
             }
-            o += rows;
         }
     }
 

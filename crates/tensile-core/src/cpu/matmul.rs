@@ -196,23 +196,17 @@ mod avx512 {
         (b, b_rs): (*const f32, usize),
         (c, c_rs): (*mut f32, usize),
     ) {
-        let mut j = 0;
-        while j < n {
-            let width = (n - j).min(64);
+        for (j, width) in super::super::blocks_of(n, 64) {
             let vecs = width.div_ceil(16);
             // The lanes of the last vector: 1 to 16.
             let last = ((1u32 << (width - 16 * (vecs - 1))) - 1) as __mmask16;
-            let mut i = 0;
-            while i < m {
-                let rows = (m - i).min(4);
+            for (i, rows) in super::super::blocks_of(m, 4) {
                 let f = block_kernel!(block, rows, vecs,
                     1, 1; 1, 2; 1, 3; 1, 4; 2, 1; 2, 2; 2, 3; 2, 4;
                     3, 1; 3, 2; 3, 3; 3, 4; 4, 1; 4, 2; 4, 3; 4, 4);
                 // SAFETY: rows `i..i + rows` and columns `j..j + width` of the caller's regions.
                 unsafe { f(k, (a.add(i * a_rs), a_rs, a_cs), b.add(j), b_rs, (c.add(i * c_rs + j), c_rs), last) };
-                i += rows;
             }
-            j += width;
         }
     }
 

@@ -18,6 +18,12 @@ macro_rules! block_kernel {
     };
 }
 
+/// `0..total` cut into consecutive blocks of at most `max`: `(start, len)` of each.
+#[cfg(target_arch = "x86_64")]
+fn blocks_of(total: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..total).step_by(max).map(move |start| (start, (total - start).min(max)))
+}
+
 mod conv;
 mod elementwise;
 mod index;
