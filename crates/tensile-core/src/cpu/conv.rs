@@ -184,8 +184,9 @@ mod avx512 {
                     1, 1; 1, 2; 1, 3; 1, 4; 1, 5; 1, 6; 1, 7; 1, 8;
                     2, 1; 2, 2; 2, 3; 2, 4; 2, 5; 2, 6; 2, 7; 2, 8);
                 // SAFETY: rows `o..o + rows` of G, rows `j..j + width` of the columns and the
-                // outputs `[o.., j..]` lie inside the caller's buffers.
-                unsafe { f(g.add(o * l), cols.add(j * l), dst.add(o * kk + j), (kk, l), accumulate) };
+                // outputs `[o.., j..]` (column-major, column stride OG) lie inside the caller's
+                // buffers.
+                unsafe { f(g.add(o * l), cols.add(j * l), dst.add(j * og + o), (og, l), accumulate) };
             }
         }
     }
@@ -196,7 +197,7 @@ mod avx512 {
         g: *const f32,
         cols: *const f32,
         dst: *mut f32,
-        (kk, l): (usize, usize),
+        (og, l): (usize, usize),
         accumulate: bool,
     ) {
         let mut acc = [[_mm512_setzero_ps(); J]; R];
@@ -224,9 +225,10 @@ mod avx512 {
         for (r, row) in acc.iter().enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 let sum = _mm512_reduce_add_ps(v);
-                // SAFETY: output `[r, j]` of this block, inside the caller's OG×KK buffer.
+                // SAFETY: output `[r, j]` of this block, inside the caller's column-major OG×KK
+                // buffer.
                 unsafe {
-                    let d = dst.add(r * kk + j);
+                    let d = dst.add(j * og + r);
                     *d = if accumulate { *d + sum } else { sum };
                 }
             }
@@ -348,8 +350,8 @@ impl ConvDims {
     }
 }
 
-/// `dst (m×n, row stride dst_rs) = a (m×k) @ b (k×n)`, or `dst += a @ b` when `accumulate`;
-/// operands are given as `(pointer, row stride, column stride)`.
+/// `dst (m×n) = a (m×k) @ b (k×n)`, or `dst += a @ b` when `accumulate`; the destination and
+/// the operands are given as `(pointer, row stride, column stride)`.
 ///
 /// # Safety
 ///
@@ -357,8 +359,7 @@ impl ConvDims {
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into<T: Float>(
     (m, n, k): (usize, usize, usize),
-    dst: *mut T,
-    dst_rs: usize,
+    dst: (*mut T, usize, usize),
     accumulate: bool,
     a: (*const T, usize, usize),
     b: (*const T, usize, usize),
@@ -370,9 +371,9 @@ unsafe fn gemm_into<T: Float>(
             m,
             n,
             k,
-            dst,
-            1,
-            dst_rs as isize,
+            dst.0,
+            dst.2 as isize,
+            dst.1 as isize,
             accumulate,
             a.0,
             a.2 as isize,
@@ -398,6 +399,12 @@ unsafe fn gemm_into<T: Float>(
 /// products, where gemm reached 38 GFLOP/s on W2's first layer (`OG = 32`, `KK = 9`,
 /// `L = 676`). For `f32` on AVX-512 with at most 16 columns, single-threaded products go to
 /// `avx512::weight_gradient` instead (dot products in 16 lanes, summed in a fixed order).
+///
+/// `dst` is column-major (output `[o, k]` at `k·OG + o`). gemm's kernels store along an output's
+/// columns; given a row-major destination it computes the transposed product instead, whose
+/// left operand is then the columns read across their rows, and packing them that way cost about
+/// 15% of this product on W2's second layer (BENCHMARKS.md). Column-major, the transposed
+/// operand is `G`, a quarter of the size there. The sums and their order are the same either way.
 ///
 /// # Safety
 ///
@@ -431,8 +438,8 @@ unsafe fn weight_gradient<T: Float>(
         return;
     }
     // SAFETY: G is OG×L (row stride L); colsᵀ is L×KK read with row stride 1 and column stride
-    // L; the destination is the caller's.
-    unsafe { gemm_into((og, kk, l), dst, kk, accumulate, (g, l, 1), (cols.as_ptr(), 1, l), parallelism) }
+    // L; the destination is the caller's, OG×KK with row stride 1 and column stride OG.
+    unsafe { gemm_into((og, kk, l), (dst, 1, og), accumulate, (g, l, 1), (cols.as_ptr(), 1, l), parallelism) }
 }
 
 /// Multiply-adds below which a convolution runs on the calling thread.
@@ -518,8 +525,7 @@ pub(crate) fn conv2d<T: Float>(
             unsafe {
                 gemm_into(
                     (og, l, kk),
-                    y.add(gi * og * l),
-                    l,
+                    (y.add(gi * og * l), l, 1),
                     false,
                     (w.as_ptr().add(gi * og * kk), kk, 1),
                     (rhs.as_ptr(), l, 1),
@@ -727,15 +733,17 @@ pub(crate) fn conv2d_backward<T: Float>(
                 if need_w {
                     let rhs = d.columns(xs, gi, win, cols);
                     // SAFETY: G_bg is OG×L (row stride L) in `g`; the columns are KK×L; the
-                    // destination is this chunk's own partial, OG×KK at `gi·OG·KK` inside the
-                    // `O·KK` reserved above, written fully by the first sample (not read) and
-                    // accumulated by the next ones.
+                    // destination is this chunk's own partial, OG×KK column-major at `gi·OG·KK`
+                    // inside the `O·KK` reserved above, written fully by the first sample (not
+                    // read) and accumulated by the next ones.
                     unsafe { weight_gradient(gg, rhs, dw.as_mut_ptr().add(gi * og * kk), (og, kk, l), n > 0, inner) };
                 }
                 if let Some(dx) = dx.as_deref_mut() {
                     // SAFETY: W_gᵀ is KK×OG read with row stride 1 and column stride KK; G_bg
                     // as above; `dcols` is this task's KK×L scratch.
-                    unsafe { gemm_into((kk, l, og), dcols.as_mut_ptr(), l, false, (wg, 1, kk), (gg, l, 1), inner) };
+                    unsafe {
+                        gemm_into((kk, l, og), (dcols.as_mut_ptr(), l, 1), false, (wg, 1, kk), (gg, l, 1), inner)
+                    };
                     let (cg, hw) = (d.cg(), d.g.h * d.g.w);
                     let (kh, kw) = win.kernel;
                     let base = (n * d.c + gi * cg) * hw;
@@ -781,18 +789,27 @@ pub(crate) fn conv2d_backward<T: Float>(
             (0..chunks).map(|j| task(j, None, &mut s)).collect()
         }
     };
-    let sum = |pick: fn(&(Vec<T>, Vec<T>)) -> &Vec<T>, len: usize| -> Vec<T> {
-        let mut total = vec![T::ZERO; len];
-        for p in &partials {
-            let p = pick(p);
-            if !p.is_empty() {
-                total.iter_mut().zip(p).for_each(|(t, &v)| *t += v);
+    // Each partial holds every group's OG×KK block column-major (`weight_gradient`); the
+    // gradient is `[O, KK]` row-major.
+    let dw = need_w.then(|| {
+        let mut total = vec![T::ZERO; wn];
+        let block = og * kk;
+        for (p, _) in partials.iter().filter(|(p, _)| block > 0 && !p.is_empty()) {
+            for (tb, pb) in total.chunks_exact_mut(block).zip(p.chunks_exact(block)) {
+                for (o, row) in tb.chunks_exact_mut(kk).enumerate() {
+                    row.iter_mut().enumerate().for_each(|(k, t)| *t += pb[k * og + o]);
+                }
             }
         }
         total
-    };
-    let dw = need_w.then(|| sum(|p| &p.0, wn));
-    let db = need_b.then(|| sum(|p| &p.1, d.o));
+    });
+    let db = need_b.then(|| {
+        let mut total = vec![T::ZERO; d.o];
+        for (_, p) in &partials {
+            total.iter_mut().zip(p).for_each(|(t, &v)| *t += v);
+        }
+        total
+    });
     (dx, dw, db)
 }
 
@@ -894,9 +911,9 @@ mod tests {
     }
 
     /// A sample's weight gradient with few output columns (the AVX-512 kernel for `f32` where
-    /// the CPU has it): each output within rounding of the definition's dot product in `f64`,
-    /// written or added to what is there, for row and column counts off the kernel's blocks
-    /// and lengths off its 16 lanes.
+    /// the CPU has it): each output, column-major, within rounding of the definition's dot
+    /// product in `f64`, written or added to what is there, for row and column counts off the
+    /// kernel's blocks and lengths off its 16 lanes.
     #[test]
     fn weight_gradients_with_few_columns_match_the_definition() {
         for (og, kk, l) in [(1, 1, 5), (3, 9, 16), (32, 9, 676), (5, 16, 37), (2, 7, 33)] {
@@ -920,7 +937,7 @@ mod tests {
                         let terms = (0..l).map(|t| g[o * l + t] as f64 * cols[j * l + t] as f64);
                         let scale: f64 = terms.clone().map(f64::abs).sum::<f64>() + 0.5;
                         let want = terms.sum::<f64>() + if accumulate { 0.5 } else { 0.0 };
-                        let got = dst[o * kk + j] as f64;
+                        let got = dst[j * og + o] as f64;
                         assert!((got - want).abs() <= 1e-6 * scale, "{og}x{kk}, L {l}, [{o}, {j}]: {got} vs {want}");
                     }
                 }
