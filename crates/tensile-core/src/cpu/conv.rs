@@ -3,8 +3,9 @@
 //! a fixed order, so results do not depend on the thread count.
 //!
 //! Rows are filled a whole output row at a time: the ranges of output rows and columns whose
-//! source lies inside the input are computed once per kernel position, so the inner loop is a
-//! plain copy (stride 1) or a strided read, with no per-element bounds test. For `f32` with a
+//! source lies inside the input are computed once per op for each kernel position (`Geometry`),
+//! so the inner loop is a plain copy (stride 1) or a strided read, with no per-element bounds
+//! test. For `f32` with a
 //! width stride of 1 and AVX-512, each run (a dozen values in a small convolution) is one masked
 //! load and one masked store instead of a call to `memcpy`; the same in col2im measured slower
 //! (its masked loads wait on the overlapping masked stores of the previous kernel column), so
@@ -24,12 +25,20 @@ struct Geometry {
     w: usize,
     oh: usize,
     ow: usize,
+    /// Where each kernel position `ki·KW + kj` meets the input, worked out once per op rather
+    /// than once per row of columns (a division per dimension: W2's second convolution has 288
+    /// such rows per sample).
+    runs: Vec<Option<Runs>>,
 }
 
 fn geometry(dims: &[usize], win: &Window2d) -> Geometry {
     let (h, w) = (dims[2], dims[3]);
     let (oh, ow) = win.output_size(h, w).expect("internal: window checked by the caller");
-    Geometry { planes: dims[0] * dims[1], h, w, oh, ow }
+    let mut g = Geometry { planes: dims[0] * dims[1], h, w, oh, ow, runs: Vec::new() };
+    let (kh, kw) = win.kernel;
+    let runs = (0..kh * kw).map(|k| Runs::new(&g, win, k / kw, k % kw)).collect();
+    g.runs = runs;
+    g
 }
 
 /// The outputs `o` in `lo..hi` whose source `o·stride + offset − pad` lies in `0..size`.
@@ -68,7 +77,6 @@ struct Runs {
 
 impl Runs {
     /// `None` when no output position of `(ki, kj)` reads the input (all padding).
-    #[inline(always)]
     fn new(g: &Geometry, win: &Window2d, ki: usize, kj: usize) -> Option<Runs> {
         let (sw, dw, pw) = (win.stride.1, win.dilation.1, win.padding.1);
         let (lo, hi) = valid_range(g.ow, kj * dw, sw, pw, g.w);
@@ -82,11 +90,11 @@ impl Runs {
     }
 }
 
-/// Writes row `(ki, kj)` of one plane's columns (`OH·OW` values) into `dst`; padding positions
-/// are left as they are.
+/// Writes the row of kernel position `k` (`ki·KW + kj`) of one plane's columns (`OH·OW` values)
+/// into `dst`; padding positions are left as they are.
 #[inline(always)]
-fn fill_row<T: Float>(plane: &[T], g: &Geometry, win: &Window2d, ki: usize, kj: usize, dst: &mut [T]) {
-    let Some(Runs { lo, hi, top, bottom, start, step, stride }) = Runs::new(g, win, ki, kj) else { return };
+fn fill_row<T: Float>(plane: &[T], g: &Geometry, k: usize, dst: &mut [T]) {
+    let Some(&Runs { lo, hi, top, bottom, start, step, stride }) = g.runs[k].as_ref() else { return };
     #[cfg(target_arch = "x86_64")]
     if stride == 1 && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && avx512::available() {
         let rows = bottom - top;
@@ -242,10 +250,11 @@ mod avx512 {
     }
 }
 
-/// Adds row `(ki, kj)` of one plane's columns (`OH·OW` values) back into the input plane.
+/// Adds the row of kernel position `k` of one plane's columns (`OH·OW` values) back into the
+/// input plane.
 #[inline(always)]
-fn add_row<T: Float>(row: &[T], g: &Geometry, win: &Window2d, ki: usize, kj: usize, plane: &mut [T]) {
-    let Some(Runs { lo, hi, top, bottom, start, step, stride }) = Runs::new(g, win, ki, kj) else { return };
+fn add_row<T: Float>(row: &[T], g: &Geometry, k: usize, plane: &mut [T]) {
+    let Some(&Runs { lo, hi, top, bottom, start, step, stride }) = g.runs[k].as_ref() else { return };
     for (r, oh) in (top..bottom).enumerate() {
         let dst = &mut plane[start + r * step..];
         let src = &row[oh * g.ow..(oh + 1) * g.ow];
@@ -269,10 +278,8 @@ pub(crate) fn unfold2d<T: Float>(x: &[T], dims: &[usize], win: &Window2d) -> Vec
     let mut out = vec![T::from_f64(win.pad_value); g.planes * kh * kw * l];
     for_planes(&mut out, kh * kw * l, x.len(), |p, cols| {
         let plane = &x[p * hw..(p + 1) * hw];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                fill_row(plane, &g, win, ki, kj, &mut cols[(ki * kw + kj) * l..(ki * kw + kj + 1) * l]);
-            }
+        for k in 0..kh * kw {
+            fill_row(plane, &g, k, &mut cols[k * l..(k + 1) * l]);
         }
     });
     out
@@ -286,10 +293,8 @@ pub(crate) fn fold2d<T: Float>(cols: &[T], dims: &[usize], win: &Window2d) -> Ve
     let mut out = vec![T::ZERO; g.planes * hw];
     for_planes(&mut out, hw, cols.len(), |p, plane| {
         let pc = &cols[p * k * l..(p + 1) * k * l];
-        for ki in 0..kh {
-            for kj in 0..kw {
-                add_row(&pc[(ki * kw + kj) * l..(ki * kw + kj + 1) * l], &g, win, ki, kj, plane);
-            }
+        for k in 0..kh * kw {
+            add_row(&pc[k * l..(k + 1) * l], &g, k, plane);
         }
     });
     out
@@ -333,14 +338,11 @@ impl ConvDims {
         if self.direct(win) {
             return planes;
         }
-        let (kh, kw) = win.kernel;
-        let l = self.l;
+        let (khw, l) = (self.g.runs.len(), self.l);
         for (ci, plane) in planes.chunks_exact(hw).enumerate() {
-            for ki in 0..kh {
-                for kj in 0..kw {
-                    let row = (ci * kh + ki) * kw + kj;
-                    fill_row(plane, &self.g, win, ki, kj, &mut cols[row * l..(row + 1) * l]);
-                }
+            for k in 0..khw {
+                let row = ci * khw + k;
+                fill_row(plane, &self.g, k, &mut cols[row * l..(row + 1) * l]);
             }
         }
         cols
@@ -744,15 +746,12 @@ pub(crate) fn conv2d_backward<T: Float>(
                     unsafe {
                         gemm_into((kk, l, og), (dcols.as_mut_ptr(), l, 1), false, (wg, 1, kk), (gg, l, 1), inner)
                     };
-                    let (cg, hw) = (d.cg(), d.g.h * d.g.w);
-                    let (kh, kw) = win.kernel;
+                    let (cg, hw, khw) = (d.cg(), d.g.h * d.g.w, d.g.runs.len());
                     let base = (n * d.c + gi * cg) * hw;
                     for (ci, plane) in dx[base..base + cg * hw].chunks_exact_mut(hw).enumerate() {
-                        for ki in 0..kh {
-                            for kj in 0..kw {
-                                let row = (ci * kh + ki) * kw + kj;
-                                add_row(&dcols[row * l..(row + 1) * l], &d.g, win, ki, kj, plane);
-                            }
+                        for k in 0..khw {
+                            let row = ci * khw + k;
+                            add_row(&dcols[row * l..(row + 1) * l], &d.g, k, plane);
                         }
                     }
                 }
