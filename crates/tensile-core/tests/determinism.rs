@@ -46,7 +46,12 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 fn large_matmul_is_deterministic() {
     let (a, b) = (randn(&[300, 500], 1), randn(&[500, 400], 2));
     let bt = randn(&[400, 500], 3);
-    assert_same_bits_on_any_thread_count(|| vec![a.matmul(&b).unwrap(), a.matmul(&bt.t().unwrap()).unwrap()]);
+    // A short K: cut into one block of rows per thread (`cpu/matmul.rs`), with a transposed
+    // left operand as in a weight gradient.
+    let (c, d) = (randn(&[200, 520], 8), randn(&[200, 300], 9));
+    assert_same_bits_on_any_thread_count(|| {
+        vec![a.matmul(&b).unwrap(), a.matmul(&bt.t().unwrap()).unwrap(), c.t().unwrap().matmul(&d).unwrap()]
+    });
 }
 
 #[test]

@@ -3,16 +3,22 @@
 //! `gemm` takes arbitrary row and column strides, so transposed and broadcast operands are read
 //! in place, except a column-major right operand, which is copied row-major first (see
 //! `matmul`). A single product uses gemm's own threading, which measured faster than cutting it
-//! ourselves (BENCHMARKS.md). The products of a batch are cut by tensile: each product into
-//! blocks of output rows or columns, and the blocks of all products run on the pool, each one a
-//! single-threaded gemm call (about 2x faster than running the products one after another).
-//! How a product is cut depends only on its shape, never on the thread count, and neither gemm
-//! nor the cut ever splits the sum over K for one output element, so 1, 2 or 4 threads give the
-//! same bits (tests/determinism.rs pins this).
+//! ourselves (BENCHMARKS.md), except with a short K (below). The products of a batch are cut by
+//! tensile: each product into blocks of output rows or columns, and the blocks of all products
+//! run on the pool, each one a single-threaded gemm call (about 2x faster than running the
+//! products one after another). How a batch is cut depends only on its shape, never on the
+//! thread count, and neither gemm nor the cut ever splits the sum over K for one output element,
+//! so 1, 2 or 4 threads give the same bits (tests/determinism.rs pins this).
+//!
+//! A single product with K at most [`SPLIT_MAX_K`] is cut into one block of rows per thread,
+//! each a single-threaded gemm call. The count depends on the threads, but gemm does not cut K
+//! below 512 and each output is one in-order sum in its kernels however the rows are blocked,
+//! so the bits are those of the uncut call.
 //!
 //! Small `f32` products (or blocks) with contiguous rows of B skip gemm on AVX-512 CPUs: its
 //! packing and dispatch cost more than their arithmetic, so [`avx512::product`] multiplies them
-//! in place, on the calling thread, each output summed over K in order.
+//! in place, on the calling thread, each output summed over K in order. The choice is made on
+//! the whole product, so the per-thread blocks above never take this path.
 
 use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
@@ -35,6 +41,13 @@ const MIN_BLOCK: usize = 32;
 const SMALL_FLOPS: usize = 1 << 19;
 /// Narrower outputs waste most lanes of the kernel's vectors; gemm has dot-product paths for them.
 const SMALL_MIN_COLS: usize = 8;
+/// A single product with K at most this is cut into one block of rows per thread, each a
+/// single-threaded gemm call, instead of going through gemm's threads: W1's weight gradient
+/// (`[512×128] @ [128×784]`) ran 1.98x faster on two threads that way against 1.82x
+/// (BENCHMARKS.md). gemm sums K in one block up to 512, so the cut changes no sum.
+const SPLIT_MAX_K: usize = 256;
+/// ... each block at least this many rows.
+const SPLIT_MIN_ROWS: usize = 64;
 
 /// The output buffer, shared by the tasks that write its disjoint blocks.
 #[derive(Clone, Copy)]
@@ -101,9 +114,17 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
     }
     let threads = crate::threads::current();
     let parallel = threads > 1 && nb * m * n * k >= PAR_FLOPS;
-    // One product: one gemm call with gemm's threads. A batch: blocks on the pool.
-    let (count, by_rows) = if nb == 1 { (1, true) } else { blocks(m, k, n) };
-    let inner = if nb == 1 && parallel { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // One product: one gemm call with gemm's threads, or, with a short K, one block of rows per
+    // thread. A batch: blocks on the pool.
+    let split = nb == 1 && parallel && k <= SPLIT_MAX_K && m >= 2 * SPLIT_MIN_ROWS && m * n * k > SMALL_FLOPS;
+    let (count, by_rows) = if split {
+        (threads.min(m / SPLIT_MIN_ROWS), true)
+    } else if nb == 1 {
+        (1, true)
+    } else {
+        blocks(m, k, n)
+    };
+    let inner = if nb == 1 && parallel && !split { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     let side = if by_rows { m } else { n };
     let dst = Dst(out.as_mut_ptr());
     // Block `u` is block `u % count` of product `u / count`: rows (or columns) `start..end`.
@@ -118,6 +139,7 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
         };
         #[cfg(target_arch = "x86_64")]
         if b_cs == 1
+            && !split
             && cols >= SMALL_MIN_COLS
             && rows * cols * k <= SMALL_FLOPS
             && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
