@@ -47,10 +47,16 @@ fn large_matmul_is_deterministic() {
     let (a, b) = (randn(&[300, 500], 1), randn(&[500, 400], 2));
     let bt = randn(&[400, 500], 3);
     // A short K: cut into one block of rows per thread (`cpu/matmul.rs`), with a transposed
-    // left operand as in a weight gradient.
+    // left operand as in a weight gradient, and with a single output column.
     let (c, d) = (randn(&[200, 520], 8), randn(&[200, 300], 9));
+    let (e, f) = (randn(&[2100, 256], 10), randn(&[256, 1], 11));
     assert_same_bits_on_any_thread_count(|| {
-        vec![a.matmul(&b).unwrap(), a.matmul(&bt.t().unwrap()).unwrap(), c.t().unwrap().matmul(&d).unwrap()]
+        vec![
+            a.matmul(&b).unwrap(),
+            a.matmul(&bt.t().unwrap()).unwrap(),
+            c.t().unwrap().matmul(&d).unwrap(),
+            e.matmul(&f).unwrap(),
+        ]
     });
 }
 
