@@ -5,11 +5,10 @@
 //! Rows are filled a whole output row at a time: the ranges of output rows and columns whose
 //! source lies inside the input are computed once per op for each kernel position (`Geometry`),
 //! so the inner loop is a plain copy (stride 1) or a strided read, with no per-element bounds
-//! test. For `f32` with a
-//! width stride of 1 and AVX-512, each run (a dozen values in a small convolution) is one masked
-//! load and one masked store instead of a call to `memcpy`; the same in col2im measured slower
-//! (its masked loads wait on the overlapping masked stores of the previous kernel column), so
-//! col2im adds one value at a time.
+//! test. For `f32` with a width stride of 1 and AVX-512, each run (a dozen values in a small
+//! convolution) is one masked load and one masked store instead of a call to `memcpy`; the same
+//! in col2im measured slower (its masked loads wait on the overlapping masked stores of the
+//! previous kernel column), so col2im adds one value at a time.
 
 use std::mem::MaybeUninit;
 

@@ -17,8 +17,9 @@
 //!
 //! Small `f32` products (or blocks) with contiguous rows of B skip gemm on AVX-512 CPUs: its
 //! packing and dispatch cost more than their arithmetic, so [`avx512::product`] multiplies them
-//! in place, on the calling thread, each output summed over K in order. The choice is made on
-//! the whole product, so the per-thread blocks above never take this path.
+//! in place, on the calling thread, each output summed over K in order. The per-thread blocks
+//! of a short-K product never take this path (the uncut product, above its size limit, would
+//! not either).
 
 use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
