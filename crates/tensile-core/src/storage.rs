@@ -46,6 +46,9 @@ pub(crate) trait BackendStorage: Sized {
     /// `grad * d op(x) / dx`, with `y = op(x)` given for rules that are cheaper through it;
     /// all three are contiguous and of one shape.
     fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self>;
+    /// In place on a contiguous `[rows, n]` product: `+ bias` (`[n]`, at `bias`'s layout) on
+    /// every row, then the ReLU when `relu` (a linear layer's epilogue).
+    fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()>;
     fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self>;
     fn cmp(&self, l: &Layout, rhs: &Self, r: &Layout, op: CmpOp) -> Result<Self>;
     /// Reduces the sorted `dims`; the result has the keepdim shape.
@@ -162,6 +165,9 @@ impl BackendStorage for Storage {
     }
     fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().unary_backward(y.cpu(), grad.cpu(), op)?))
+    }
+    fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()> {
+        self.cpu_mut().bias_relu_(bias.map(|(b, l)| (b.cpu(), l)), relu)
     }
     fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().binary(l, rhs.cpu(), r, op)?))

@@ -411,9 +411,11 @@ fn matmul_of_two_vectors_is_a_scalar() {
 fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit_with_or_without_relu() {
     // Values and gradients of the one-op `linear` against `t`, `matmul` and `add`: the same
     // kernels in the same order, so the same bits. Shapes: a batch (the transposed weight is
-    // copied row-major first), one row, a sequence, no bias, a vector input, a transposed weight.
+    // copied row-major first), one row, a sequence, no bias, a vector input, a transposed weight,
+    // and an output large enough for the bias and ReLU to run in parallel pieces that start and
+    // end inside rows (8,192 values each, rows of 70).
     let mut rng = tensile_core::Rng::seed(11);
-    let cases: [(&[usize], usize, bool, bool); 7] = [
+    let cases: [(&[usize], usize, bool, bool); 9] = [
         (&[32, 16], 64, true, false),
         (&[1, 5], 3, true, false),
         (&[2, 3, 4], 5, true, false),
@@ -421,6 +423,8 @@ fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit_with_or_without_relu()
         (&[4], 3, true, false),
         (&[6, 5], 4, true, true),
         (&[33, 130], 70, true, false),
+        (&[520, 8], 70, true, false),
+        (&[520, 8], 70, false, false),
     ];
     for (xd, out, with_bias, transposed_w) in cases {
         let in_f = xd[xd.len() - 1];

@@ -108,6 +108,39 @@ pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -
     for_each_unary!(op, run)
 }
 
+/// A linear layer's epilogue in place on its product `out` (rows of `bias.len()`, or of any
+/// length without a bias): `out[i, j] + bias[j]`, then the ReLU when `relu`. The same values as
+/// `binary(Add)` and then `unary(Relu)`, in one pass over memory the product just wrote and with
+/// no new buffer.
+pub(crate) fn bias_relu_<T: Float>(out: &mut [T], bias: Option<&[T]>, relu: bool) {
+    let act = |v: T| if relu { UnaryOp::Relu.fwd(v) } else { v };
+    match bias {
+        Some(bias) if !bias.is_empty() => par_fill(
+            out,
+            #[inline(always)]
+            |start, c| {
+                // A chunk may start and end inside a row: its first partial row, its whole rows,
+                // then what is left.
+                let n = bias.len();
+                let j0 = start % n;
+                let (head, rest) = c.split_at_mut(((n - j0) % n).min(c.len()));
+                head.iter_mut().zip(&bias[j0..]).for_each(|(v, &b)| *v = act(*v + b));
+                let mut rows = rest.chunks_exact_mut(n);
+                for row in &mut rows {
+                    row.iter_mut().zip(bias).for_each(|(v, &b)| *v = act(*v + b));
+                }
+                rows.into_remainder().iter_mut().zip(bias).for_each(|(v, &b)| *v = act(*v + b));
+            },
+        ),
+        _ if relu => par_fill(
+            out,
+            #[inline(always)]
+            |_, c| c.iter_mut().for_each(|v| *v = act(*v)),
+        ),
+        _ => {}
+    }
+}
+
 pub(crate) fn binary<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, op: BinaryOp) -> Vec<T> {
     macro_rules! run {
         ($o:expr) => {{

@@ -292,6 +292,22 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()> {
+        match (self, bias) {
+            (CpuStorage::F32(out), Some((CpuStorage::F32(b), bl))) => {
+                elementwise::bias_relu_(out, Some(&contiguous_cow(b, bl)), relu)
+            }
+            (CpuStorage::F64(out), Some((CpuStorage::F64(b), bl))) => {
+                elementwise::bias_relu_(out, Some(&contiguous_cow(b, bl)), relu)
+            }
+            (CpuStorage::F32(out), None) => elementwise::bias_relu_(out, None, relu),
+            (CpuStorage::F64(out), None) => elementwise::bias_relu_(out, None, relu),
+            (a, Some((b, _))) => return Err(Error::DTypeMismatch { op: "linear", lhs: a.dtype(), rhs: b.dtype() }),
+            (other, None) => return Err(unsupported("linear", other.dtype(), "f32 or f64")),
+        }
+        Ok(())
+    }
+
     fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self> {
         Ok(float_map2!(self, rhs, "binary", |a, b| elementwise::binary(a, l, b, r, op)))
     }

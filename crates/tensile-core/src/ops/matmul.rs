@@ -5,9 +5,9 @@
 use smallvec::SmallVec;
 
 use crate::error::{Error, Result, invalid};
+use crate::ops::Op;
 use crate::ops::unary::{self, UnaryOp};
-use crate::ops::{BinaryOp, Op};
-use crate::shape::{Layout, Shape};
+use crate::shape::Shape;
 use crate::storage::{BackendStorage, MatmulDims};
 use crate::tensor::Tensor;
 
@@ -142,12 +142,11 @@ impl Tensor {
                 self.storage().matmul(self.layout(), &weight.storage(), &weight.layout().permute(&[1, 0]), &dims)?
             }
         };
-        if let Some(b) = bias {
-            let bl = b.layout().broadcast_to("linear", &shape)?;
-            storage = storage.binary(&Layout::contiguous(shape.clone()), &b.storage(), &bl, BinaryOp::Add)?;
-        }
-        if relu {
-            storage = storage.unary(&Layout::contiguous(shape.clone()), UnaryOp::Relu)?;
+        // The bias and the ReLU in place on the fresh product, one pass and no new buffer (the
+        // values of `add` and then `relu`).
+        if bias.is_some() || relu {
+            let bs = bias.map(|b| b.storage());
+            storage.bias_relu_(bs.as_deref().zip(bias.map(|b| b.layout())), relu)?;
         }
         let out = Tensor::from_storage(storage, shape, self.device());
         let inputs: SmallVec<[&Tensor; 3]> = [Some(self), Some(weight), bias].into_iter().flatten().collect();
