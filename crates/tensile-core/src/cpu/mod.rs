@@ -293,19 +293,22 @@ impl BackendStorage for CpuStorage {
     }
 
     fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()> {
-        match (self, bias) {
-            (CpuStorage::F32(out), Some((CpuStorage::F32(b), bl))) => {
-                elementwise::bias_relu_(out, Some(&contiguous_cow(b, bl)), relu)
-            }
-            (CpuStorage::F64(out), Some((CpuStorage::F64(b), bl))) => {
-                elementwise::bias_relu_(out, Some(&contiguous_cow(b, bl)), relu)
-            }
-            (CpuStorage::F32(out), None) => elementwise::bias_relu_(out, None, relu),
-            (CpuStorage::F64(out), None) => elementwise::bias_relu_(out, None, relu),
-            (a, Some((b, _))) => return Err(Error::DTypeMismatch { op: "linear", lhs: a.dtype(), rhs: b.dtype() }),
-            (other, None) => return Err(unsupported("linear", other.dtype(), "f32 or f64")),
+        fn run<T: Float>(out: &mut [T], bias: Option<(&CpuStorage, &Layout)>, relu: bool) -> Result<()> {
+            let bias = match bias {
+                Some((b, bl)) => Some(contiguous_cow(
+                    T::slice(b).ok_or(Error::DTypeMismatch { op: "linear", lhs: T::DTYPE, rhs: b.dtype() })?,
+                    bl,
+                )),
+                None => None,
+            };
+            elementwise::bias_relu_(out, bias.as_deref(), relu);
+            Ok(())
         }
-        Ok(())
+        match self {
+            CpuStorage::F32(out) => run(out, bias, relu),
+            CpuStorage::F64(out) => run(out, bias, relu),
+            other => Err(unsupported("linear", other.dtype(), "f32 or f64")),
+        }
     }
 
     fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self> {
