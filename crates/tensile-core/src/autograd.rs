@@ -110,6 +110,7 @@ impl Tensor {
         if self.elem_count() != 1 {
             return Err(Error::NotScalar { op: "backward", shape: Box::new(self.shape().clone()) });
         }
+        crate::threads::keep_awake();
         let seed = Tensor::ones(self.shape(), self.dtype());
         self.backward_with(&seed)
     }

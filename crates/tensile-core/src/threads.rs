@@ -3,7 +3,10 @@
 //! `rayon::ThreadPool::install`; kernels read the current pool's size, so results stay the same
 //! bits whatever the count (see `cpu`).
 
-use std::sync::OnceLock;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -36,13 +39,115 @@ pub fn init() -> usize {
 /// per thread): the pool thread that picks `f` up may be in the middle of another caller's
 /// evaluation with recording off (a thread waiting in a parallel op runs queued work), and
 /// two trainings started from two threads at once would otherwise see each other's setting.
+///
+/// The other threads of the pool are kept awake while `f` runs ([`keep_awake`]).
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
+        let _busy = Busy::enter();
+        keep_awake();
         return f();
     }
     init();
     let grad = crate::autograd::is_grad_enabled();
-    rayon::scope(|_| crate::autograd::with_grad_enabled(grad, f))
+    rayon::scope(|_| {
+        let _busy = Busy::enter();
+        keep_awake();
+        crate::autograd::with_grad_enabled(grad, f)
+    })
+}
+
+/// How long a thread kept awake by [`keep_awake`] goes on looking for work after its last job.
+pub const AWAKE_FOR: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// The threads kept awake for work started on this thread, still looking for work.
+    static AWAKE: RefCell<Option<Arc<AtomicUsize>>> = const { RefCell::new(None) };
+    /// Whether this thread is inside [`run`] or [`look_for_work`]: such a thread never starts
+    /// looking for work, which would hold up what it is in the middle of.
+    static BUSY: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks the current thread busy ([`BUSY`]) while alive.
+struct Busy;
+
+impl Busy {
+    fn enter() -> Busy {
+        BUSY.set(BUSY.get() + 1);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.set(BUSY.get() - 1);
+    }
+}
+
+/// Keeps the other threads of the current pool looking for work until none has come for
+/// [`AWAKE_FOR`]; does nothing outside a pool, in a pool of one thread, or while the threads
+/// it kept awake before are still awake.
+///
+/// A rayon thread with nothing to do yields a few dozen times and then sleeps; the next
+/// parallel op must wake it, which in a virtual machine costs tens of microseconds, and a
+/// training step has dozens of parallel ops with short serial stretches between them. A kept
+/// awake thread instead runs a job that takes queued work as soon as it appears (yielding the
+/// core to other processes now and then) and returns to rayon's sleep after a millisecond
+/// without work, so an idle pool costs nothing. [`run`] and [`Tensor::backward`] call this,
+/// so every training step renews it. Which thread runs a piece of work never changes its
+/// result (see `cpu`), so the bits do not move either.
+///
+/// [`Tensor::backward`]: crate::Tensor::backward
+pub fn keep_awake() {
+    let Some(me) = rayon::current_thread_index() else { return };
+    let threads = rayon::current_num_threads();
+    if threads < 2 {
+        return;
+    }
+    AWAKE.with_borrow_mut(|awake| {
+        if awake.as_ref().is_some_and(|count| count.load(Ordering::Acquire) > 0) {
+            return;
+        }
+        let count = Arc::new(AtomicUsize::new(threads - 1));
+        *awake = Some(Arc::clone(&count));
+        rayon::spawn_broadcast(move |ctx| {
+            if ctx.index() != me {
+                if BUSY.get() == 0 {
+                    let _busy = Busy::enter();
+                    look_for_work();
+                }
+                count.fetch_sub(1, Ordering::Release);
+            }
+        });
+    });
+}
+
+/// Runs queued work of the current pool until none has come for [`AWAKE_FOR`].
+fn look_for_work() {
+    let mut last = Instant::now();
+    let mut idle = 0u32;
+    loop {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            last = Instant::now();
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle.is_multiple_of(64) {
+            if last.elapsed() >= AWAKE_FOR {
+                return;
+            }
+            // Lets another runnable thread on this core (a data reader, another process) in.
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// How many threads [`keep_awake`] keeps awake for work started on this thread right now.
+#[cfg(test)]
+fn awake() -> usize {
+    AWAKE.with_borrow(|awake| awake.as_ref().map_or(0, |count| count.load(Ordering::Acquire)))
 }
 
 /// Threads available to kernels called from here (the enclosing pool's size).
@@ -107,6 +212,67 @@ mod tests {
         // Inside a one-thread pool, nothing waits for a second thread.
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         assert_eq!(one.install(|| run(current)), 1);
+    }
+
+    #[test]
+    fn kept_awake_threads_go_back_to_sleep_when_work_stops() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| {
+            for _ in 0..3 {
+                keep_awake();
+                assert_eq!(awake(), 2);
+                // While they are awake, a second call starts nothing more.
+                keep_awake();
+                assert!(awake() <= 2);
+                let start = Instant::now();
+                while awake() > 0 {
+                    assert!(start.elapsed() < Duration::from_secs(10), "the threads never stopped looking for work");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        // Outside a pool, and in a pool of one thread, nothing is kept awake.
+        keep_awake();
+        assert_eq!(awake(), 0);
+        rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| {
+            keep_awake();
+            assert_eq!(awake(), 0);
+        });
+    }
+
+    #[test]
+    fn loops_run_at_once_on_one_pool_all_finish_with_the_same_bits() {
+        let x: Vec<f32> = (0..200_000).map(|i| (i as f32 * 0.11).cos()).collect();
+        let update = |o: [&mut [f32]; 1], i: &[f32]| {
+            for (o, &v) in o[0].iter_mut().zip(i) {
+                *o = o.mul_add(0.5, v);
+            }
+        };
+        let train = |x: &[f32]| {
+            let mut w = vec![1.0f32; x.len()];
+            for _ in 0..50 {
+                keep_awake();
+                zip_chunks_mut([&mut w], x, update);
+            }
+            w
+        };
+        let alone = train(&x);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                let done = done.clone();
+                let (pool, x, alone) = (&pool, &x, &alone);
+                s.spawn(move || {
+                    let w = pool.install(|| run(|| train(x)));
+                    done.send(w == *alone).unwrap();
+                });
+            }
+            for _ in 0..3 {
+                let same = finished.recv_timeout(Duration::from_secs(60)).expect("a training loop never finished");
+                assert!(same, "a loop sharing the pool gave other bits");
+            }
+        });
     }
 
     #[test]
