@@ -50,12 +50,18 @@ fn large_matmul_is_deterministic() {
     // left operand as in a weight gradient, and with a single output column.
     let (c, d) = (randn(&[200, 520], 8), randn(&[200, 300], 9));
     let (e, f) = (randn(&[2100, 256], 10), randn(&[256, 1], 11));
+    // A linear layer with more features than rows, computed as `(W @ xᵀ)ᵀ`: K long enough for
+    // gemm to cut it, and short enough for one block of rows per thread.
+    let (x, w) = (randn(&[128, 784], 12), randn(&[512, 784], 13));
+    let (y, v) = (randn(&[100, 200], 14), randn(&[600, 200], 15));
     assert_same_bits_on_any_thread_count(|| {
         vec![
             a.matmul(&b).unwrap(),
             a.matmul(&bt.t().unwrap()).unwrap(),
             c.t().unwrap().matmul(&d).unwrap(),
             e.matmul(&f).unwrap(),
+            x.matmul(&w.t().unwrap()).unwrap(),
+            y.matmul(&v.t().unwrap()).unwrap(),
         ]
     });
 }

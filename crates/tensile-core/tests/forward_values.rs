@@ -353,7 +353,10 @@ fn as_3d(t: &Tensor) -> Tensor {
 fn matmul_by_column_major_right_operands_of_many_sizes() {
     // `x @ Wᵀ` with `Wᵀ` a transposed view (a linear layer), with an edge of 8x8 tiles left over,
     // a padded column stride (a narrowed weight), a batch of `Kᵀ` views (attention scores) and
-    // one broadcast over the batch; every case against the definition.
+    // one broadcast over the batch; every case against the definition. The last four have more
+    // features than rows, so they run as `(W @ xᵀ)ᵀ` (`cpu/matmul.rs`), with a K that gemm cuts
+    // and one that it does not, a narrowed weight and a narrowed input at an offset, and an
+    // input that is itself a transposed view (which goes the usual way).
     let mut rng = tensile_core::Rng::seed(11);
     let mut rand = |d: &[usize]| Tensor::randn(d.to_vec(), 0.0, 1.0, DType::F32, &mut rng);
     let cases: Vec<(Tensor, Tensor)> = vec![
@@ -363,6 +366,10 @@ fn matmul_by_column_major_right_operands_of_many_sizes() {
         (rand(&[9, 20]), rand(&[17, 24]).narrow(1, 2, 20).unwrap().t().unwrap()),
         (rand(&[3, 10, 16]), rand(&[3, 12, 16]).transpose(1, 2).unwrap()),
         (rand(&[4, 9, 11]), rand(&[13, 11]).t().unwrap().unsqueeze(0).unwrap().broadcast_to((4, 11, 13)).unwrap()),
+        (rand(&[40, 600]), rand(&[500, 600]).t().unwrap()),
+        (rand(&[37, 200]), rand(&[450, 210]).narrow(1, 7, 200).unwrap().t().unwrap()),
+        (rand(&[50, 300]).narrow(0, 5, 41).unwrap(), rand(&[333, 300]).t().unwrap()),
+        (rand(&[300, 40]).t().unwrap(), rand(&[500, 300]).t().unwrap()),
     ];
     for (a, b) in &cases {
         let got = a.matmul(b).unwrap();
@@ -489,6 +496,13 @@ fn a_weight_used_again_gives_the_same_products_and_follows_in_place_writes() {
         }
     };
     uses(&x, &w, "fresh weight");
+    // With more features than rows, the first use computes `(w @ xᵀ)ᵀ` and the later ones read
+    // the kept copy: the same sums in the same order, so the same bits.
+    let (xb, wb) = (
+        Tensor::randn((40, 600), 0.0, 1.0, DType::F32, &mut rng),
+        Tensor::randn((500, 600), 0.0, 1.0, DType::F32, &mut rng),
+    );
+    uses(&xb, &wb, "more features than rows");
     let before = by_matmul(&x, &w);
     w.update_::<f32, _>(|v| v.iter_mut().for_each(|v| *v = *v * -2.0 + 0.5)).unwrap();
     assert_ne!(by_matmul(&x, &w), before);

@@ -1,7 +1,9 @@
 //! Matrix products through the `gemm` crate (chosen by measurement; see ARCHITECTURE.md).
 //!
 //! `gemm` takes arbitrary row and column strides, so transposed and broadcast operands are read
-//! in place, except a column-major right operand, which is copied row-major first (see
+//! in place, except a column-major right operand, which is copied row-major first, or, for a
+//! single product where that operand is larger than the left one and the output together, left
+//! as it is while the product is computed transposed from a copy of the left operand (see
 //! `matmul`). A single product uses gemm's own threading, which measured faster than cutting it
 //! ourselves (BENCHMARKS.md), except with a short K (below). The products of a batch are cut by
 //! tensile: each product into blocks of output rows or columns, and the blocks of all products
@@ -98,6 +100,29 @@ pub(crate) fn matmul<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, d: &M
         bl.offsets_from(0).collect()
     };
     let (oa, mut ob) = (batch_offsets(la), batch_offsets(lb));
+    // One product whose right operand is column-major and larger than the left operand and the
+    // output together (a linear layer's `x @ Wᵀ` with more features than rows): computed as
+    // `outᵀ = W @ xᵀ`, where `W` is row-major as stored, so that the copies are of `x` and of
+    // the result instead of `W` (W1's first layer: 165 K values copied instead of 401 K;
+    // BENCHMARKS.md). Each output is the same products summed over K by gemm; which way a
+    // product goes depends only on its shape.
+    if nb == 1
+        && a_cs == 1
+        && b_rs == 1
+        && b_cs >= k
+        && m > 1
+        && k > 1
+        && n > 1
+        && m * (k + n) < n * k
+        && m * n * k > SMALL_FLOPS
+    {
+        let at = super::transpose::transpose(a, &oa, k, m, a_rs);
+        let w = Layout::new(crate::Shape::new(vec![n, k]), &[b_cs, 1], ob[0]);
+        let xt = Layout::contiguous(crate::Shape::new(vec![k, m]));
+        let dims = MatmulDims { batch: crate::Shape::scalar(), m: n, k, n: m };
+        let out_t = matmul(b, &w, &at, &xt, &dims);
+        return super::transpose::transpose(&out_t, &[0], m, n, m);
+    }
     // A column-major right operand (a linear layer's `Wᵀ`, attention's `Kᵀ`) is copied
     // row-major first: gemm packs it several times slower in that order, and for few rows it
     // has no fast path at all (BENCHMARKS.md). A single row is left alone: gemm reads it as dot
