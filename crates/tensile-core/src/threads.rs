@@ -43,14 +43,14 @@ pub fn init() -> usize {
 /// The other threads of the pool are kept awake while `f` runs ([`keep_awake`]).
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
-        let _busy = Busy::enter();
+        let _busy = Busy::enter(true);
         keep_awake();
         return f();
     }
     init();
     let grad = crate::autograd::is_grad_enabled();
     rayon::scope(|_| {
-        let _busy = Busy::enter();
+        let _busy = Busy::enter(true);
         keep_awake();
         crate::autograd::with_grad_enabled(grad, f)
     })
@@ -58,6 +58,11 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// How long a thread kept awake by [`keep_awake`] goes on looking for work after its last job.
 pub const AWAKE_FOR: Duration = Duration::from_millis(1);
+/// How long it looks for work at most before it returns to rayon (the next [`keep_awake`],
+/// at the loop's next parallel op, starts it again). A thread waiting inside a parallel op of its own may pick the job up when
+/// other work shares the pool (several trainings on one pool at once); this bounds how long
+/// its own work then waits underneath.
+pub const AWAKE_AT_MOST: Duration = Duration::from_millis(100);
 
 thread_local! {
     /// The threads kept awake for work started on this thread, still looking for work.
@@ -65,21 +70,29 @@ thread_local! {
     /// Whether this thread is inside [`run`] or [`look_for_work`]: such a thread never starts
     /// looking for work, which would hold up what it is in the middle of.
     static BUSY: Cell<u32> = const { Cell::new(0) };
+    /// Whether this thread is inside [`run`]: its parallel ops renew [`keep_awake`] ([`current`]).
+    static LOOP: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Marks the current thread busy ([`BUSY`]) while alive.
-struct Busy;
+/// Marks the current thread busy ([`BUSY`]), and running a loop ([`LOOP`]) if asked, while alive.
+struct Busy(bool);
 
 impl Busy {
-    fn enter() -> Busy {
+    fn enter(looping: bool) -> Busy {
         BUSY.set(BUSY.get() + 1);
-        Busy
+        if looping {
+            LOOP.set(LOOP.get() + 1);
+        }
+        Busy(looping)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
         BUSY.set(BUSY.get() - 1);
+        if self.0 {
+            LOOP.set(LOOP.get() - 1);
+        }
     }
 }
 
@@ -92,8 +105,9 @@ impl Drop for Busy {
 /// training step has dozens of parallel ops with short serial stretches between them. A kept
 /// awake thread instead runs a job that takes queued work as soon as it appears (yielding the
 /// core to other processes now and then) and returns to rayon's sleep after a millisecond
-/// without work, so an idle pool costs nothing. [`run`] and [`Tensor::backward`] call this,
-/// so every training step renews it. Which thread runs a piece of work never changes its
+/// without work (or after [`AWAKE_AT_MOST`] in all), so an idle pool costs nothing. [`run`],
+/// [`Tensor::backward`] and, inside [`run`], every kernel that may go parallel call this, so
+/// a training loop keeps renewing it. Which thread runs a piece of work never changes its
 /// result (see `cpu`), so the bits do not move either.
 ///
 /// [`Tensor::backward`]: crate::Tensor::backward
@@ -112,7 +126,7 @@ pub fn keep_awake() {
         rayon::spawn_broadcast(move |ctx| {
             if ctx.index() != me {
                 if BUSY.get() == 0 {
-                    let _busy = Busy::enter();
+                    let _busy = Busy::enter(false);
                     look_for_work();
                 }
                 count.fetch_sub(1, Ordering::Release);
@@ -121,19 +135,24 @@ pub fn keep_awake() {
     });
 }
 
-/// Runs queued work of the current pool until none has come for [`AWAKE_FOR`].
+/// Runs queued work of the current pool until none has come for [`AWAKE_FOR`], or for at most
+/// [`AWAKE_AT_MOST`] in all.
 fn look_for_work() {
-    let mut last = Instant::now();
+    let start = Instant::now();
+    let mut last = start;
     let mut idle = 0u32;
     loop {
         if rayon::yield_now() == Some(rayon::Yield::Executed) {
             last = Instant::now();
             idle = 0;
+            if last - start >= AWAKE_AT_MOST {
+                return;
+            }
             continue;
         }
         idle += 1;
         if idle.is_multiple_of(64) {
-            if last.elapsed() >= AWAKE_FOR {
+            if last.elapsed() >= AWAKE_FOR || start.elapsed() >= AWAKE_AT_MOST {
                 return;
             }
             // Lets another runnable thread on this core (a data reader, another process) in.
@@ -150,10 +169,14 @@ fn awake() -> usize {
     AWAKE.with_borrow(|awake| awake.as_ref().map_or(0, |count| count.load(Ordering::Acquire)))
 }
 
-/// Threads available to kernels called from here (the enclosing pool's size).
+/// Threads available to kernels called from here (the enclosing pool's size). Kernels ask
+/// this before they go parallel, so from inside [`run`] it also renews [`keep_awake`].
 pub fn current() -> usize {
     if rayon::current_thread_index().is_none() && INIT.get().is_none() {
         init();
+    }
+    if LOOP.get() > 0 {
+        keep_awake();
     }
     rayon::current_num_threads()
 }
@@ -238,6 +261,31 @@ mod tests {
             keep_awake();
             assert_eq!(awake(), 0);
         });
+    }
+
+    #[test]
+    fn kept_awake_threads_return_to_rayon_while_work_goes_on() {
+        // A chain of jobs, each queueing the next before it ends, so that a thread looking for
+        // work always finds some: it still returns after `AWAKE_AT_MOST`, which lets go of a
+        // thread that picked the job up inside a wait of its own.
+        fn chain(stop: Arc<std::sync::atomic::AtomicBool>) {
+            if !stop.load(Ordering::Relaxed) {
+                rayon::spawn(move || chain(stop));
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        pool.install(|| {
+            keep_awake();
+            let start = Instant::now();
+            chain(Arc::clone(&stop));
+            while awake() > 0 {
+                assert!(start.elapsed() < Duration::from_secs(10), "a kept-awake thread never returned");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(start.elapsed() >= AWAKE_AT_MOST / 2, "it returned while work was still coming");
+        });
+        stop.store(true, Ordering::Relaxed);
     }
 
     #[test]
