@@ -59,9 +59,9 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// How long a thread kept awake by [`keep_awake`] goes on looking for work after its last job.
 pub const AWAKE_FOR: Duration = Duration::from_millis(1);
 /// How long it looks for work at most before it returns to rayon (the next [`keep_awake`],
-/// at the loop's next parallel op, starts it again). A thread waiting inside a parallel op of its own may pick the job up when
-/// other work shares the pool (several trainings on one pool at once); this bounds how long
-/// its own work then waits underneath.
+/// at the loop's next parallel op, starts it again). A thread waiting inside a parallel op of
+/// its own may pick the job up when other work shares the pool (several trainings on one pool
+/// at once); this bounds how long its own work then waits underneath.
 pub const AWAKE_AT_MOST: Duration = Duration::from_millis(100);
 
 thread_local! {
