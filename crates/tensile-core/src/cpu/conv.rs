@@ -6,9 +6,10 @@
 //! source lies inside the input are computed once per op for each kernel position (`Geometry`),
 //! so the inner loop is a plain copy (stride 1) or a strided read, with no per-element bounds
 //! test. For `f32` with a width stride of 1 and AVX-512, each run (a dozen values in a small
-//! convolution) is one masked load and one masked store instead of a call to `memcpy`; the same
-//! in col2im measured slower (its masked loads wait on the overlapping masked stores of the
-//! previous kernel column), so col2im adds one value at a time.
+//! convolution) is one masked load and one masked store instead of a call to `memcpy`. col2im
+//! runs the other way round there: each block of 16 input values is summed in a register over
+//! the kernel positions and stored once (`FoldPlan`), where adding run by run into the plane
+//! waited on the overlapping stores of the previous kernel column.
 
 use std::mem::MaybeUninit;
 
@@ -242,10 +243,109 @@ mod avx512 {
         }
     }
 
+    /// `super::fold_plane` with a plan: input row by input row, 16 values at a time, each the
+    /// sum in a register of what every kernel position puts there, in kernel position order.
+    /// Lanes a position does not reach add `+0`, which leaves a sum that starts at `+0` as it
+    /// is (such a sum is never `-0`).
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F; `cols` holds the plane's `KHW·OH·OW` columns and `plane` its `H·W` values, for
+    /// the geometry `plan` was made from.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn fold_plane(cols: *const f32, g: &super::Geometry, plan: &super::FoldPlan, plane: *mut f32) {
+        let l = g.oh * g.ow;
+        for h in 0..g.h {
+            let rows = &plan.rows[h * plan.khw..(h + 1) * plan.khw];
+            for (b, &store) in plan.store.iter().enumerate() {
+                let mut acc = _mm512_setzero_ps();
+                for (k, oh) in rows.iter().enumerate() {
+                    let Some(oh) = oh else { continue };
+                    let (mask, at) = plan.lanes[k * plan.blocks + b];
+                    // Lane 0's address may lie before the row (or the buffer): only the mask's
+                    // lanes, all inside output row `oh` of row `k`, are read.
+                    let src = cols.wrapping_add(k * l + oh * g.ow).wrapping_offset(at);
+                    // SAFETY: the lanes of `mask` lie inside the caller's columns.
+                    acc = _mm512_add_ps(acc, unsafe { _mm512_maskz_loadu_ps(mask, src) });
+                }
+                // SAFETY: the lanes of `store` lie inside input row `h` of the caller's plane.
+                unsafe { _mm512_mask_storeu_ps(plane.add(h * g.w + 16 * b), store, acc) };
+            }
+        }
+    }
+
     /// The mask of lanes `at..at + n`.
     #[inline(always)]
     fn lanes(at: usize, n: usize) -> __mmask16 {
         (((1u32 << n) - 1) << at) as u16
+    }
+}
+
+/// How col2im reads one plane's columns when every row is read with a width stride of 1, for
+/// `f32` on AVX-512: for input row `h` and kernel position `k`, the output row whose values land
+/// there (`rows[h·KHW + k]`), and for each block of 16 input columns and each `k`, the lanes that
+/// `k` reaches and where lane 0's value would sit in its output row (`lanes[k·blocks + b]`,
+/// possibly before the row's start: only the mask's lanes are read).
+struct FoldPlan {
+    khw: usize,
+    rows: Vec<Option<usize>>,
+    blocks: usize,
+    lanes: Vec<(u16, isize)>,
+    /// The lanes of each block inside the plane's width.
+    store: Vec<u16>,
+}
+
+impl FoldPlan {
+    /// `None` unless the vector path applies: `T` is `f32`, the CPU has AVX-512 and the width
+    /// stride is 1.
+    fn new<T: Float>(g: &Geometry, stride_w: usize) -> Option<FoldPlan> {
+        #[cfg(target_arch = "x86_64")]
+        if stride_w == 1 && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && avx512::available() {
+            let (khw, blocks) = (g.runs.len(), g.w.div_ceil(16));
+            let mut rows = vec![None; g.h * khw];
+            let mut lanes = vec![(0u16, 0isize); khw * blocks];
+            for (k, runs) in g.runs.iter().enumerate() {
+                let Some(r) = runs else { continue };
+                // The input row and column of output `(top, lo)`, and the input rows between
+                // consecutive output rows.
+                let (row0, col0, sh) = (r.start / g.w, r.start % g.w, r.step / g.w);
+                for (i, oh) in (r.top..r.bottom).enumerate() {
+                    rows[(row0 + i * sh) * khw + k] = Some(oh);
+                }
+                let width = r.hi - r.lo;
+                for b in 0..blocks {
+                    let mask = (0..16).filter(|&j| (col0..col0 + width).contains(&(16 * b + j)));
+                    let mask = mask.fold(0u16, |m, j| m | (1 << j));
+                    lanes[k * blocks + b] = (mask, (16 * b + r.lo) as isize - col0 as isize);
+                }
+            }
+            let store = (0..blocks).map(|b| ((1u32 << (g.w - 16 * b).min(16)) - 1) as u16).collect();
+            return Some(FoldPlan { khw, rows, blocks, lanes, store });
+        }
+        let _ = (g, stride_w);
+        None
+    }
+}
+
+/// Writes the sum of one plane's columns (`KH·KW` rows of `OH·OW` values) into the input plane,
+/// overwriting it: each input value is `0 +` the values that land there, added in kernel
+/// position order, the sums `add_row` leaves in a plane of zeros. With a plan (`FoldPlan`) each
+/// block of 16 input values is summed in a register, one masked load per kernel position, where
+/// adding row by row into memory waits on its own overlapping stores.
+fn fold_plane<T: Float>(cols: &[T], g: &Geometry, plan: Option<&FoldPlan>, plane: &mut [T]) {
+    let l = g.oh * g.ow;
+    assert!(cols.len() == g.runs.len() * l && plane.len() == g.h * g.w, "internal: fold_plane sizes");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(plan) = plan {
+        // SAFETY: a plan exists only for `f32` on a CPU with AVX-512; the sizes are asserted
+        // above and the plan was made from `g`.
+        unsafe { avx512::fold_plane(cols.as_ptr().cast::<f32>(), g, plan, plane.as_mut_ptr().cast::<f32>()) };
+        return;
+    }
+    let _ = plan;
+    plane.fill(T::ZERO);
+    for k in 0..g.runs.len() {
+        add_row(&cols[k * l..(k + 1) * l], g, k, plane);
     }
 }
 
@@ -289,12 +389,10 @@ pub(crate) fn fold2d<T: Float>(cols: &[T], dims: &[usize], win: &Window2d) -> Ve
     let g = geometry(dims, win);
     let (kh, kw) = win.kernel;
     let (k, l, hw) = (kh * kw, g.oh * g.ow, g.h * g.w);
+    let plan = FoldPlan::new::<T>(&g, win.stride.1);
     let mut out = vec![T::ZERO; g.planes * hw];
     for_planes(&mut out, hw, cols.len(), |p, plane| {
-        let pc = &cols[p * k * l..(p + 1) * k * l];
-        for k in 0..kh * kw {
-            add_row(&pc[k * l..(k + 1) * l], &g, k, plane);
-        }
+        fold_plane(&cols[p * k * l..(p + 1) * k * l], &g, plan.as_ref(), plane)
     });
     out
 }
@@ -680,6 +778,7 @@ pub(crate) fn conv2d_backward<T: Float>(
         (idx, ph * pw, disjoint)
     });
     let g_per = pooled.map_or(per, |(_, pl, _)| d.o * pl);
+    let plan = if need_x { FoldPlan::new::<T>(&d.g, win.stride.1) } else { None };
     // One chunk of samples: its partial weight and bias gradients; the input gradient of its
     // samples goes into `dx` (this chunk's `[chunk, C, H, W]` slice, zeros on entry).
     let task = |j: usize, dx: Option<&mut [T]>, scratch: &mut (Vec<T>, Vec<T>, Vec<T>)| -> (Vec<T>, Vec<T>) {
@@ -745,13 +844,10 @@ pub(crate) fn conv2d_backward<T: Float>(
                     unsafe {
                         gemm_into((kk, l, og), (dcols.as_mut_ptr(), l, 1), false, (wg, 1, kk), (gg, l, 1), inner)
                     };
-                    let (cg, hw, khw) = (d.cg(), d.g.h * d.g.w, d.g.runs.len());
+                    let (cg, hw, kl) = (d.cg(), d.g.h * d.g.w, d.g.runs.len() * l);
                     let base = (n * d.c + gi * cg) * hw;
                     for (ci, plane) in dx[base..base + cg * hw].chunks_exact_mut(hw).enumerate() {
-                        for k in 0..khw {
-                            let row = ci * khw + k;
-                            add_row(&dcols[row * l..(row + 1) * l], &d.g, k, plane);
-                        }
+                        fold_plane(&dcols[ci * kl..(ci + 1) * kl], &d.g, plan.as_ref(), plane);
                     }
                 }
             }
