@@ -8,8 +8,9 @@
 //! test. For `f32` with a width stride of 1 and AVX-512, each run (a dozen values in a small
 //! convolution) is one masked load and one masked store instead of a call to `memcpy`. col2im
 //! runs the other way round there: each block of 16 input values is summed in a register over
-//! the kernel positions and stored once (`FoldPlan`), where adding run by run into the plane
-//! waited on the overlapping stores of the previous kernel column.
+//! the kernel positions and stored once, eight input rows at a time (`FoldPlan`), where adding
+//! run by run into the plane waited on the overlapping stores of the previous kernel column.
+//! col2im writes every input value, so its output is never zero-filled first.
 
 use std::mem::MaybeUninit;
 
@@ -51,7 +52,7 @@ fn valid_range(n: usize, offset: usize, stride: usize, pad: usize, size: usize) 
 
 /// Splits `out` into one piece of `plane_out` elements per plane and runs `f(plane, piece)` on
 /// each, on the pool when the work is large enough.
-fn for_planes<T: Float>(out: &mut [T], plane_out: usize, total_in: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+fn for_planes<T: Send>(out: &mut [T], plane_out: usize, total_in: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if plane_out == 0 {
         return;
     }
@@ -243,10 +244,11 @@ mod avx512 {
         }
     }
 
-    /// `super::fold_plane` with a plan: input row by input row, 16 values at a time, each the
-    /// sum in a register of what every kernel position puts there, in kernel position order.
-    /// Lanes a position does not reach add `+0`, which leaves a sum that starts at `+0` as it
-    /// is (such a sum is never `-0`).
+    /// `super::fold_plane` with a plan: eight input rows at a time, 16 values of each at a time,
+    /// each the sum in a register of what every kernel position puts there, in kernel position
+    /// order (the eight rows' sums advance together, so their additions overlap). Lanes a
+    /// position does not reach add `+0`, which leaves a sum that starts at `+0` as it is (such
+    /// a sum is never `-0`).
     ///
     /// # Safety
     ///
@@ -254,22 +256,33 @@ mod avx512 {
     /// the geometry `plan` was made from.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn fold_plane(cols: *const f32, g: &super::Geometry, plan: &super::FoldPlan, plane: *mut f32) {
+        const R: usize = 8;
         let l = g.oh * g.ow;
-        for h in 0..g.h {
-            let rows = &plan.rows[h * plan.khw..(h + 1) * plan.khw];
+        for h0 in (0..g.h).step_by(R) {
+            let n = (g.h - h0).min(R);
             for (b, &store) in plan.store.iter().enumerate() {
-                let mut acc = _mm512_setzero_ps();
-                for (k, oh) in rows.iter().enumerate() {
-                    let Some(oh) = oh else { continue };
+                let mut acc = [_mm512_setzero_ps(); R];
+                for k in 0..plan.khw {
                     let (mask, at) = plan.lanes[k * plan.blocks + b];
+                    if mask == 0 {
+                        continue;
+                    }
                     // Lane 0's address may lie before the row (or the buffer): only the mask's
                     // lanes, all inside output row `oh` of row `k`, are read.
-                    let src = cols.wrapping_add(k * l + oh * g.ow).wrapping_offset(at);
-                    // SAFETY: the lanes of `mask` lie inside the caller's columns.
-                    acc = _mm512_add_ps(acc, unsafe { _mm512_maskz_loadu_ps(mask, src) });
+                    let row = cols.wrapping_add(k * l).wrapping_offset(at);
+                    for (r, acc) in acc.iter_mut().enumerate().take(n) {
+                        if let Some(oh) = plan.rows[(h0 + r) * plan.khw + k] {
+                            // SAFETY: the lanes of `mask` lie inside the caller's columns.
+                            let v = unsafe { _mm512_maskz_loadu_ps(mask, row.wrapping_add(oh * g.ow)) };
+                            *acc = _mm512_add_ps(*acc, v);
+                        }
+                    }
                 }
-                // SAFETY: the lanes of `store` lie inside input row `h` of the caller's plane.
-                unsafe { _mm512_mask_storeu_ps(plane.add(h * g.w + 16 * b), store, acc) };
+                for (r, &acc) in acc.iter().enumerate().take(n) {
+                    // SAFETY: the lanes of `store` lie inside input row `h0 + r` of the
+                    // caller's plane.
+                    unsafe { _mm512_mask_storeu_ps(plane.add((h0 + r) * g.w + 16 * b), store, acc) };
+                }
             }
         }
     }
@@ -328,25 +341,34 @@ impl FoldPlan {
 }
 
 /// Writes the sum of one plane's columns (`KH·KW` rows of `OH·OW` values) into the input plane,
-/// overwriting it: each input value is `0 +` the values that land there, added in kernel
-/// position order, the sums `add_row` leaves in a plane of zeros. With a plan (`FoldPlan`) each
-/// block of 16 input values is summed in a register, one masked load per kernel position, where
-/// adding row by row into memory waits on its own overlapping stores.
-fn fold_plane<T: Float>(cols: &[T], g: &Geometry, plan: Option<&FoldPlan>, plane: &mut [T]) {
+/// every value of it, initialized or not: each input value is `0 +` the values that land there,
+/// added in kernel position order, the sums `add_row` leaves in a plane of zeros. With a plan
+/// (`FoldPlan`) each block of 16 input values is summed in a register, one masked load per
+/// kernel position, where adding row by row into memory waits on its own overlapping stores.
+fn fold_plane<T: Float>(cols: &[T], g: &Geometry, plan: Option<&FoldPlan>, plane: &mut [MaybeUninit<T>]) {
     let l = g.oh * g.ow;
     assert!(cols.len() == g.runs.len() * l && plane.len() == g.h * g.w, "internal: fold_plane sizes");
     #[cfg(target_arch = "x86_64")]
     if let Some(plan) = plan {
         // SAFETY: a plan exists only for `f32` on a CPU with AVX-512; the sizes are asserted
-        // above and the plan was made from `g`.
+        // above and the plan was made from `g`. The kernel writes every value of the plane.
         unsafe { avx512::fold_plane(cols.as_ptr().cast::<f32>(), g, plan, plane.as_mut_ptr().cast::<f32>()) };
         return;
     }
     let _ = plan;
-    plane.fill(T::ZERO);
+    let plane = init_zeros(plane);
     for k in 0..g.runs.len() {
         add_row(&cols[k * l..(k + 1) * l], g, k, plane);
     }
+}
+
+/// `buf` filled with zeros, as initialized values.
+fn init_zeros<T: Float>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
+    buf.iter_mut().for_each(|v| {
+        v.write(T::ZERO);
+    });
+    // SAFETY: every element was written just above; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(buf as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Adds the row of kernel position `k` of one plane's columns (`OH·OW` values) back into the
@@ -390,10 +412,12 @@ pub(crate) fn fold2d<T: Float>(cols: &[T], dims: &[usize], win: &Window2d) -> Ve
     let (kh, kw) = win.kernel;
     let (k, l, hw) = (kh * kw, g.oh * g.ow, g.h * g.w);
     let plan = FoldPlan::new::<T>(&g, win.stride.1);
-    let mut out = vec![T::ZERO; g.planes * hw];
-    for_planes(&mut out, hw, cols.len(), |p, plane| {
+    let mut out: Vec<T> = Vec::with_capacity(g.planes * hw);
+    for_planes(&mut out.spare_capacity_mut()[..g.planes * hw], hw, cols.len(), |p, plane| {
         fold_plane(&cols[p * k * l..(p + 1) * k * l], &g, plan.as_ref(), plane)
     });
+    // SAFETY: `for_planes` gave every plane of the output to `fold_plane`, which writes it all.
+    unsafe { out.set_len(g.planes * hw) };
     out
 }
 
@@ -780,8 +804,10 @@ pub(crate) fn conv2d_backward<T: Float>(
     let g_per = pooled.map_or(per, |(_, pl, _)| d.o * pl);
     let plan = if need_x { FoldPlan::new::<T>(&d.g, win.stride.1) } else { None };
     // One chunk of samples: its partial weight and bias gradients; the input gradient of its
-    // samples goes into `dx` (this chunk's `[chunk, C, H, W]` slice, zeros on entry).
-    let task = |j: usize, dx: Option<&mut [T]>, scratch: &mut (Vec<T>, Vec<T>, Vec<T>)| -> (Vec<T>, Vec<T>) {
+    // samples goes into `dx` (this chunk's `[chunk, C, H, W]` slice, uninitialized on entry and
+    // written in full).
+    type Scratch<T> = (Vec<T>, Box<[MaybeUninit<T>]>, Vec<T>);
+    let task = |j: usize, dx: Option<&mut [MaybeUninit<T>]>, scratch: &mut Scratch<T>| -> (Vec<T>, Vec<T>) {
         let (cols, dcols, masked) = scratch;
         let samples = j * chunk..((j + 1) * chunk).min(d.b);
         let mut dw: Vec<T> = Vec::new();
@@ -840,9 +866,12 @@ pub(crate) fn conv2d_backward<T: Float>(
                 }
                 if let Some(dx) = dx.as_deref_mut() {
                     // SAFETY: W_gᵀ is KK×OG read with row stride 1 and column stride KK; G_bg
-                    // as above; `dcols` is this task's KK×L scratch.
-                    unsafe {
-                        gemm_into((kk, l, og), (dcols.as_mut_ptr(), l, 1), false, (wg, 1, kk), (gg, l, 1), inner)
+                    // as above; `dcols` is this task's KK×L scratch, written in full (not read)
+                    // by the product, which makes it initialized for the slice after it.
+                    let dcols = unsafe {
+                        let at = dcols.as_mut_ptr().cast::<T>();
+                        gemm_into((kk, l, og), (at, l, 1), false, (wg, 1, kk), (gg, l, 1), inner);
+                        std::slice::from_raw_parts(at, kk * l)
                     };
                     let (cg, hw, kl) = (d.cg(), d.g.h * d.g.w, d.g.runs.len() * l);
                     let base = (n * d.c + gi * cg) * hw;
@@ -860,14 +889,17 @@ pub(crate) fn conv2d_backward<T: Float>(
     };
     let scratch = || {
         let cols = if need_w { d.scratch(win) } else { Vec::new() };
-        let dcols = if need_x { vec![T::ZERO; kk * l] } else { Vec::new() };
+        let dcols = Box::new_uninit_slice(if need_x { kk * l } else { 0 });
         let masked = if y.is_some() || pooled.is_some() { vec![T::ZERO; per] } else { Vec::new() };
         (cols, dcols, masked)
     };
-    let mut dx = need_x.then(|| vec![T::ZERO; d.b * chw]);
+    // Written by the tasks when there are products; zeros otherwise (below).
+    let mut dx: Option<Vec<T>> = need_x.then(|| Vec::with_capacity(d.b * chw));
     let parallel = batch_parallel(&d) && chunks > 1;
-    // With no input elements (`C = 0`) there are no `dx` chunks to walk: walk the chunk indices.
-    let partials: Vec<(Vec<T>, Vec<T>)> = match (dx.as_mut().filter(|_| chw > 0), parallel) {
+    // With no input elements (`C = 0`) or no products there are no `dx` chunks to walk: walk the
+    // chunk indices.
+    let dx_chunks = dx.as_mut().filter(|_| chw > 0 && products).map(|dx| &mut dx.spare_capacity_mut()[..d.b * chw]);
+    let partials: Vec<(Vec<T>, Vec<T>)> = match (dx_chunks, parallel) {
         (Some(dx), true) => dx
             .par_chunks_mut((chunk * chw).max(1))
             .enumerate()
@@ -883,6 +915,15 @@ pub(crate) fn conv2d_backward<T: Float>(
             (0..chunks).map(|j| task(j, None, &mut s)).collect()
         }
     };
+    if let Some(dx) = dx.as_mut() {
+        if chw > 0 && products {
+            // SAFETY: every chunk's samples wrote each of their `C` planes (`fold_plane`, for
+            // every group and channel), which cover all `B·C·H·W` values.
+            unsafe { dx.set_len(d.b * chw) };
+        } else {
+            dx.resize(d.b * chw, T::ZERO);
+        }
+    }
     // Each partial holds every group's OG×KK block column-major (`weight_gradient`); the
     // gradient is `[O, KK]` row-major.
     let dw = need_w.then(|| {
