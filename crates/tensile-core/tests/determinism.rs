@@ -189,3 +189,31 @@ fn mlp_forward_and_backward_are_deterministic() {
         .collect();
     assert_same_bits_on_any_thread_count(|| mlp_step(&x, &labels, &params));
 }
+
+/// Loss and the gradients of the input and of every parameter of `relu(x @ w1ᵀ + b1) @ w2ᵀ +
+/// b2` through `linear_relu` and `linear`, whose backward runs the input's and the weight's
+/// products side by side on a pool of several threads.
+fn linear_step(x: &Tensor, params: &[Tensor]) -> Vec<Tensor> {
+    let [w1, b1, w2, b2] = params else { panic!("four parameters") };
+    let h = x.linear_relu(w1, Some(b1)).unwrap();
+    let loss = h.linear(w2, Some(b2)).unwrap().square().unwrap().mean_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let mut out = vec![loss.detach()];
+    for p in std::iter::once(x).chain(params) {
+        let g = grads.get(p).expect("every leaf has a gradient");
+        assert!(!g.tracks_grad(), "a gradient records a graph of its own");
+        out.push(g.clone());
+    }
+    out
+}
+
+#[test]
+fn linear_layers_forward_and_backward_are_deterministic() {
+    let x = randn(&[256, 96], 18).requires_grad();
+    let params: Vec<Tensor> = [vec![192, 96], vec![192], vec![40, 192], vec![40]]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Tensor::randn(s.clone(), 0.0, 0.1, DType::F32, &mut Rng::seed(19 + i as u64)).requires_grad())
+        .collect();
+    assert_same_bits_on_any_thread_count(|| linear_step(&x, &params));
+}

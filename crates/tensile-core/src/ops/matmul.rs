@@ -34,6 +34,10 @@ pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Vec<Option<
     Ok(vec![ga, gb])
 }
 
+/// Multiply-adds in each of a linear layer's two gradient products above which they run side by
+/// side (`linear_backward`).
+const JOIN_MACS: usize = 1 << 16;
+
 /// `d(x @ wᵀ + b)` for a matrix `x`: `dx = G @ w`, `dw = Gᵀ @ x` (in `w`'s own order, so it is
 /// contiguous), `db` = `G` summed over its rows. With `relu`, `G` first goes through the ReLU's
 /// gradient, read from the output (`out > 0` exactly where the pre-activation is). The same
@@ -53,8 +57,23 @@ pub(crate) fn linear_backward(
     } else {
         g
     };
-    let gx = if x.tracks_grad() { Some(g.matmul(w)?) } else { None };
-    let gw = if w.tracks_grad() { Some(g.t()?.matmul(x)?) } else { None };
+    let gx = || g.matmul(w);
+    let gw = || g.t()?.matmul(x);
+    // The two products have the same size (rows × out × in multiply-adds). When both are wanted
+    // and large enough to run in parallel, each goes to a thread of its own: one section of
+    // parallel work instead of two, each product split only if the other finishes first.
+    let macs = g.elem_count() * w.dims().last().copied().unwrap_or(0);
+    let (gx, gw) = match (x.tracks_grad(), w.tracks_grad()) {
+        (true, true) if macs >= JOIN_MACS && crate::threads::current() > 1 => {
+            let grad = crate::autograd::is_grad_enabled();
+            let (gx, gw) = rayon::join(
+                || crate::autograd::with_grad_enabled(grad, gx),
+                || crate::autograd::with_grad_enabled(grad, gw),
+            );
+            (Some(gx?), Some(gw?))
+        }
+        (need_x, need_w) => (need_x.then(gx).transpose()?, need_w.then(gw).transpose()?),
+    };
     let mut grads = vec![gx, gw];
     if let Some(b) = b {
         grads.push(if b.tracks_grad() { Some(g.sum_to(b.shape())?) } else { None });
