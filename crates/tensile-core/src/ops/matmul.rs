@@ -35,8 +35,10 @@ pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Vec<Option<
 }
 
 /// Multiply-adds in each of a linear layer's two gradient products above which they run side by
-/// side (`linear_backward`).
-const JOIN_MACS: usize = 1 << 16;
+/// side (`linear_backward`). Smaller products run on the calling thread anyway (`cpu/matmul.rs`,
+/// `SMALL_FLOPS`), where handing one to another thread costs more than it saves (W3's step
+/// 1.04x with a threshold of 2^16).
+const JOIN_MACS: usize = 1 << 19;
 
 /// `d(x @ wᵀ + b)` for a matrix `x`: `dx = G @ w`, `dw = Gᵀ @ x` (in `w`'s own order, so it is
 /// contiguous), `db` = `G` summed over its rows. With `relu`, `G` first goes through the ReLU's
@@ -64,7 +66,7 @@ pub(crate) fn linear_backward(
     // parallel work instead of two, each product split only if the other finishes first.
     let macs = g.elem_count() * w.dims().last().copied().unwrap_or(0);
     let (gx, gw) = match (x.tracks_grad(), w.tracks_grad()) {
-        (true, true) if macs >= JOIN_MACS && crate::threads::current() > 1 => {
+        (true, true) if macs > JOIN_MACS && crate::threads::current() > 1 => {
             let grad = crate::autograd::is_grad_enabled();
             let (gx, gw) = rayon::join(
                 || crate::autograd::with_grad_enabled(grad, gx),
