@@ -84,6 +84,26 @@ impl Work {
         Work::ALL.into_iter().find(|w| w.name() == name)
     }
 
+    /// Floating-point operations in one sample's matrix products per training step, 2 per
+    /// multiply-add: each layer's forward product, its weight gradient and its input gradient,
+    /// except the first layer's input gradient, which nothing needs (the data has no gradient).
+    /// Bias additions, activations, the loss and the optimizer are left out. `None` for W5,
+    /// whose recurrent steps and attention are not counted here.
+    pub fn flop_per_sample(self) -> Option<f64> {
+        // Each layer's forward multiply-adds for one sample: in x out for a linear layer,
+        // out channels x in channels x kernel x output positions for a convolution.
+        let layers: &[usize] = match self {
+            Work::W1 => &[784 * 512, 512 * 256, 256 * 10],
+            // conv 1->32 3x3 on 28x28 (26x26 out), pool to 13x13; conv 32->64 3x3 (11x11 out),
+            // pool to 5x5; linear 64·5·5 -> 128; linear 128 -> 10.
+            Work::W2 => &[32 * 9 * 26 * 26, 64 * 32 * 9 * 11 * 11, 1600 * 128, 128 * 10],
+            Work::W3 => &[16 * 64, 64 * 64, 64],
+            Work::W5Gru | Work::W5Tf => return None,
+        };
+        let forward: usize = layers.iter().sum();
+        Some(2.0 * (3 * forward - layers[0]) as f64)
+    }
+
     /// Files, sizes and batch, as in the peers' `common.py`.
     pub fn spec(self) -> Spec {
         const CLASSES: Target = Target::Classes(10);

@@ -7,6 +7,7 @@
 //! - [`train`]: the timed loop and protocol (warm-up epoch, then timed epochs), and the
 //!   1-vs-2-thread and linear-scaling checks;
 //! - [`gemm`]: W4, square matrix products;
+//! - [`peak`]: the machine's f32 multiply-add limit, which the workloads' GFLOP/s are set against;
 //! - [`report`]: `RESULT {json}` lines and readable tables.
 //!
 //! The binary `tensile-bench` is the command-line front end; `bench/side_by_side.sh` at the
@@ -28,6 +29,7 @@ pub mod data;
 pub mod error;
 pub mod gemm;
 pub mod models;
+pub mod peak;
 pub mod report;
 pub mod train;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use serde_json::Value;
-use tensile_bench::{Bench, Data, Work, default_dir, gemm, report, run_protocol, train};
+use tensile_bench::{Bench, Data, Work, default_dir, gemm, peak, report, run_protocol, train};
 
 // As in the `tensile` command: a training step frees and makes many short-lived tensors of the same few sizes; mimalloc
 // serves them from per-thread free lists where glibc's malloc spent a quarter of a small step
@@ -26,6 +26,9 @@ enum Task {
     W3,
     /// Square f32 matrix products, n = 256, 1024, 2048 (GFLOP/s).
     W4,
+    /// The machine's f32 multiply-add limit with each of --gemm-threads; when it runs first, the
+    /// table gives W1-W4 as a share of it.
+    Peak,
     /// GRU 32->128 over 64 steps + linear 10, batch 32 (sequences/s).
     W5gru,
     /// Two-layer pre-norm transformer encoder over 64 tokens, batch 32 (sequences/s).
@@ -52,7 +55,7 @@ enum Task {
                   use their own fixed-size pools. Peak memory (rss_mib) is the whole process's, so run one \
                   workload per process to compare it, as bench/side_by_side.sh does.\n\n\
                   Examples:\n  TENSILE_NUM_THREADS=2 tensile-bench w1\n  tensile-bench w5 --reps 1\n  \
-                  tensile-bench check --scale 10"
+                  tensile-bench check --scale 10\n  TENSILE_NUM_THREADS=2 tensile-bench peak w1 w2 w4 --gemm-threads 2"
 )]
 struct Args {
     /// Workloads and checks to run, in this order.
@@ -75,7 +78,7 @@ struct Args {
     /// W4 matrix sizes.
     #[arg(long, value_delimiter = ',', default_value = "256,1024,2048", value_name = "N,..")]
     gemm_sizes: Vec<usize>,
-    /// W4 thread counts.
+    /// W4 (and peak) thread counts.
     #[arg(long, value_delimiter = ',', default_value = "1,2", value_name = "T,..")]
     gemm_threads: Vec<usize>,
 }
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
 enum Job {
     Train(Work),
     Gemm,
+    Peak,
     Threads(Work),
     Scaling,
 }
@@ -105,6 +109,7 @@ fn jobs(task: Task) -> Vec<Job> {
         Task::W2 => vec![Job::Train(Work::W2)],
         Task::W3 => vec![Job::Train(Work::W3)],
         Task::W4 => vec![Job::Gemm],
+        Task::Peak => vec![Job::Peak],
         Task::W5gru => vec![Job::Train(Work::W5Gru)],
         Task::W5tf => vec![Job::Train(Work::W5Tf)],
         Task::W5 => vec![Job::Train(Work::W5Gru), Job::Train(Work::W5Tf)],
@@ -166,6 +171,12 @@ fn run(args: Args) -> Result<()> {
                     for s in gemm::measure(n, &args.gemm_threads, 5, 0.25)? {
                         emit(&mut rows, report::gemm_json(&s));
                     }
+                }
+            }
+            Job::Peak => {
+                eprintln!("# peak: f32 multiply-adds, threads {:?}", args.gemm_threads);
+                for s in peak::measure(&args.gemm_threads, 5, 0.25)? {
+                    emit(&mut rows, report::peak_json(&s));
                 }
             }
             Job::Threads(work) => {

@@ -9,7 +9,9 @@
 
 use serde_json::{Value, json};
 
+use crate::data::Work;
 use crate::gemm::GemmStats;
+use crate::peak::PeakStats;
 use crate::train::{EpochStats, ScalingCheck, ThreadCheck};
 
 /// The `peer` field of tensile's rows.
@@ -80,7 +82,27 @@ pub fn epoch_json(work: &str, steps: usize, batch: usize, stats: &EpochStats, th
         "loss_ep1_mean": round(mean(losses), 4),
         "loss_ep1_last20": last20,
     });
-    with_process_fields(v, threads)
+    let mut v = with_process_fields(v, threads);
+    // The model's matrix products per second (`Work::flop_per_sample`), where counted.
+    if let Some(flop) = Work::parse(work).and_then(Work::flop_per_sample) {
+        let gflop = flop * (steps * batch) as f64 / 1e9;
+        v["gflop_per_epoch"] = json!(round(gflop, 3));
+        v["model_gflops"] = json!(round(gflop / med, 2));
+    }
+    v
+}
+
+/// The measured f32 limit with one thread count: `work` = `peak`, GFLOP/s and the instructions.
+pub fn peak_json(s: &PeakStats) -> Value {
+    let v = json!({
+        "peer": peer(),
+        "work": "peak",
+        "isa": s.isa,
+        "peak_gflops": round(s.median, 2),
+        "peak_gflops_min": round(s.min, 2),
+        "peak_gflops_max": round(s.max, 2),
+    });
+    with_process_fields(v, s.threads)
 }
 
 /// The result object of one W4 case, in `gemm_bench.py`'s keys plus `rss_mib` and `load1`.
@@ -140,17 +162,47 @@ pub fn table(rows: &[Value]) -> String {
     let f = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
     let s = |v: &Value, k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
     let work = |v: &Value| v.get("work").and_then(Value::as_str).unwrap_or("").to_string();
+    // A rate as a share of the limit measured in this run with as many threads, when there is one.
+    let peak = |v: &Value, gflops: f64| -> String {
+        let threads = v.get("threads");
+        rows.iter()
+            .find(|p| p.get("peak_gflops").is_some() && p.get("threads") == threads)
+            .map_or("-".into(), |p| format!("{:.0}%", 100.0 * gflops / f(p, "peak_gflops")))
+    };
     let mut out = String::new();
+    for v in rows.iter().filter(|v| v.get("peak_gflops").is_some()) {
+        out += &format!(
+            "peak: {} thread(s), {} multiply-adds: {:.1} GFLOP/s ({:.1}-{:.1})\n",
+            s(v, "threads"),
+            v.get("isa").and_then(Value::as_str).unwrap_or("?"),
+            f(v, "peak_gflops"),
+            f(v, "peak_gflops_min"),
+            f(v, "peak_gflops_max")
+        );
+    }
     let epochs: Vec<&Value> = rows.iter().filter(|v| v.get("epoch_s").is_some()).collect();
     if !epochs.is_empty() {
         out += &format!(
-            "{:<7} {:>9} {:>19} {:>11} {:>11} {:>20} {:>9}\n",
-            "work", "s/epoch", "min-max s", "samples/s", "us/step", "ep1 loss mean/last20", "peak MiB"
+            "{}{:<7} {:>9} {:>19} {:>11} {:>11} {:>20} {:>9} {:>8} {:>7}\n",
+            if out.is_empty() { "" } else { "\n" },
+            "work",
+            "s/epoch",
+            "min-max s",
+            "samples/s",
+            "us/step",
+            "ep1 loss mean/last20",
+            "peak MiB",
+            "GFLOP/s",
+            "% peak"
         );
         for v in epochs {
             let last20 = v.get("loss_ep1_last20").and_then(Value::as_f64).map_or("-".into(), |x| format!("{x:.4}"));
+            let (gflops, share) = match v.get("model_gflops").and_then(Value::as_f64) {
+                Some(g) => (format!("{g:.1}"), peak(v, g)),
+                None => ("-".into(), "-".into()),
+            };
             out += &format!(
-                "{:<7} {:>9.3} {:>19} {:>11.0} {:>11.1} {:>20} {:>9}\n",
+                "{:<7} {:>9.3} {:>19} {:>11.0} {:>11.1} {:>20} {:>9} {:>8} {:>7}\n",
                 work(v),
                 f(v, "epoch_s"),
                 format!("{:.3}-{:.3}", f(v, "min_s"), f(v, "max_s")),
@@ -158,19 +210,22 @@ pub fn table(rows: &[Value]) -> String {
                 f(v, "us_per_step"),
                 format!("{:.4} / {last20}", f(v, "loss_ep1_mean")),
                 s(v, "rss_mib"),
+                gflops,
+                share,
             );
         }
     }
     let gemms: Vec<&Value> = rows.iter().filter(|v| v.get("gflops").is_some()).collect();
     if !gemms.is_empty() {
-        out += &format!("\n{:<6} {:>7} {:>9} {:>17}\n", "n", "threads", "GFLOP/s", "min-max");
+        out += &format!("\n{:<6} {:>7} {:>9} {:>17} {:>7}\n", "n", "threads", "GFLOP/s", "min-max", "% peak");
         for v in gemms {
             out += &format!(
-                "{:<6} {:>7} {:>9.1} {:>17}\n",
+                "{:<6} {:>7} {:>9.1} {:>17} {:>7}\n",
                 s(v, "n"),
                 s(v, "threads"),
                 f(v, "gflops"),
-                format!("{:.1}-{:.1}", f(v, "gflops_min"), f(v, "gflops_max"))
+                format!("{:.1}-{:.1}", f(v, "gflops_min"), f(v, "gflops_max")),
+                peak(v, f(v, "gflops"))
             );
         }
     }

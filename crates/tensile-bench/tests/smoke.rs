@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use tensile_bench::{Bench, Data, Error, Work, gemm, report, run_protocol, train};
-use tensile_nn::parameter_count;
+use tensile_nn::{named_parameters, parameter_count};
 
 /// Two full batches of the workload's shapes.
 fn two_batches(work: Work) -> Data {
@@ -182,4 +182,40 @@ fn load_reads_the_peers_files_and_checks_them() {
     assert_eq!(xb.dims(), [32, 64]);
     assert_eq!(xb.to_vec::<u32>().unwrap()[..3], [0, 1, 2]);
     assert_eq!(yb.to_vec::<u32>().unwrap(), vec![9; 32]);
+}
+
+#[test]
+fn flop_counts_follow_the_models_layers() {
+    // Forward multiply-adds per sample from the models' own weights, in layer order: a linear
+    // layer's weight has in x out elements, a convolution's out x in x 3 x 3, used at each of its
+    // output positions (26 x 26 for W2's first, 11 x 11 for its second).
+    for (work, positions) in [(Work::W1, &[1, 1, 1][..]), (Work::W2, &[26 * 26, 11 * 11, 1, 1]), (Work::W3, &[1, 1, 1])]
+    {
+        let bench = Bench::new(two_batches(work), 0).expect("bench");
+        let weights: Vec<usize> = named_parameters(bench.model())
+            .iter()
+            .filter(|(_, p)| p.rank() >= 2)
+            .map(|(_, p)| p.elem_count())
+            .collect();
+        assert_eq!(weights.len(), positions.len(), "{}", work.name());
+        let layers: Vec<usize> = weights.iter().zip(positions).map(|(w, p)| w * p).collect();
+        let forward: usize = layers.iter().sum();
+        // Forward, weight gradient and input gradient, less the first layer's input gradient.
+        assert_eq!(work.flop_per_sample(), Some(2.0 * (3 * forward - layers[0]) as f64), "{}", work.name());
+    }
+    // The per-epoch figures BENCHMARKS.md works from (60,000 and 10,000 samples).
+    let gflop = |w: Work, n: f64| (w.flop_per_sample().expect("counted") * n / 1e8).round() / 10.0;
+    assert_eq!((gflop(Work::W1, 60_000.0), gflop(Work::W2, 10_000.0)), (144.4, 154.0));
+    assert_eq!(Work::W5Gru.flop_per_sample(), None);
+
+    // The result line carries the rate, and the table sets it against a peak measured with as
+    // many threads.
+    let stats = tensile_bench::EpochStats { warmup_losses: vec![1.0], times: vec![1.0, 1.0] };
+    let v = report::epoch_json("w1", 468, 128, &stats, 2);
+    // 2,407,424 FLOP a sample, 468 x 128 samples, over a 1 s epoch.
+    assert_eq!(v["gflop_per_epoch"], 144.214);
+    assert_eq!(v["model_gflops"], 144.21);
+    let peak = tensile_bench::peak::PeakStats { threads: 2, isa: "avx512", median: 288.4, min: 280.0, max: 290.0 };
+    let table = report::table(&[report::peak_json(&peak), v]);
+    assert!(table.contains("288.4 GFLOP/s") && table.contains("50%"), "{table}");
 }
