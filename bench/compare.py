@@ -123,6 +123,29 @@ def check_table(rows):
     return ["| check | measured | target | met |", "|---|---|---|---|"] + out if out else []
 
 
+def limit_table(rows):
+    """The f32 limit `tensile-bench peak` measured, and tensile's matrix-product rates as a share of it."""
+    peaks = {r["threads"]: r for r in rows if r.get("work") == "peak" and is_tensile(r)}
+    if not peaks:
+        return []
+    out = ["| measured | GFLOP/s | share of the peak with as many threads |", "|---|---:|---:|"]
+    for threads, r in sorted(peaks.items()):
+        out.append(f"| f32 multiply-add peak, {threads} thread(s) ({r.get('isa', '?')}) | {r['peak_gflops']:.1f} | - |")
+
+    def share(threads, gflops):
+        p = peaks.get(threads)
+        return f"{gflops / p['peak_gflops']:.0%}" if p else "-"
+    for work, _, _, label, _ in TRAIN:
+        t = last(rows, lambda r: r.get("work") == work and is_tensile(r) and r.get("model_gflops") is not None)
+        if t:
+            out.append(f"| {label}: matrix products, {t['threads']} threads | {t['model_gflops']:.1f} | "
+                       f"{share(t['threads'], t['model_gflops'])} |")
+    for r in rows:
+        if r.get("work") == "w4" and is_tensile(r):
+            out.append(f"| W4 n = {r['n']}, {r['threads']} thread(s) | {r['gflops']:.1f} | {share(r['threads'], r['gflops'])} |")
+    return out
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__.strip().split("\n")[0])
@@ -130,7 +153,8 @@ def main():
     sections = [("Training workloads (in brackets: speed ratio tensile / peer, above 1 = tensile faster)",
                  train_table(rows)),
                 ("W4 square f32 GEMM (in brackets: tensile / peer)", gemm_table(rows)),
-                ("Checks", check_table(rows))]
+                ("Checks", check_table(rows)),
+                ("How close to the machine's limit (tensile-bench peak)", limit_table(rows))]
     loads = [r["load1"] for r in rows if isinstance(r.get("load1"), (int, float))]
     for title, lines in sections:
         if len(lines) > 2:

@@ -13,6 +13,8 @@
 #   --works LIST   the workloads to run (default all six); applies to tensile and to the default PyTorch run.
 #   --reps N       timed epochs after the warm-up epoch (PEERS_REPS; default 3), for tensile and the peers alike.
 #   --check        also run `tensile-bench check`: 1 vs 2 threads on W1 and W2, W3 at 1x and 10x the rows.
+# tensile also runs `tensile-bench peak` (the f32 multiply-add limit, about 3 s), and the tables give each of its
+# matrix-product rates as a share of it.
 # Env: PYTHON      interpreter with torch and numpy for the default run and for writing the data
 #                  (default $PEERS_ROOT/venv/bin/python if it exists, else python3)
 #      PEERS_DIR   the peers' scripts (default <repository>/../shared/peers)
@@ -122,6 +124,8 @@ esac
 
 # ---- tensile: one process per workload, so each peak RSS is that workload's ----
 for w in $WORKS; do run "tensile $w" no "$BIN" $w; done
+# The machine's f32 limit on 1 and $THREADS threads, which the tables set tensile's matrix-product rates against.
+run "tensile peak" no "$BIN" peak --gemm-threads "$( [ "$THREADS" = 1 ] && echo 1 || echo "1,$THREADS" )"
 [ -n "$CHECK" ] && run "tensile check" no "$BIN" check
 
 mv "$RAW" "$OUT/raw.jsonl"
