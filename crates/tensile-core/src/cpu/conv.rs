@@ -356,19 +356,10 @@ fn fold_plane<T: Float>(cols: &[T], g: &Geometry, plan: Option<&FoldPlan>, plane
         return;
     }
     let _ = plan;
-    let plane = init_zeros(plane);
+    let plane = super::init_zeros(plane);
     for k in 0..g.runs.len() {
         add_row(&cols[k * l..(k + 1) * l], g, k, plane);
     }
-}
-
-/// `buf` filled with zeros, as initialized values.
-fn init_zeros<T: Float>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
-    buf.iter_mut().for_each(|v| {
-        v.write(T::ZERO);
-    });
-    // SAFETY: every element was written just above; `MaybeUninit<T>` has `T`'s layout.
-    unsafe { &mut *(buf as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Adds the row of kernel position `k` of one plane's columns (`OH·OW` values) back into the

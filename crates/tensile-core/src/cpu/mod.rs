@@ -84,6 +84,16 @@ pub(crate) fn par_new<T: Copy + Send>(n: usize, f: impl Fn(usize, &mut [MaybeUni
     out
 }
 
+/// `buf` filled with zeros, as initialized values (a buffer from `spare_capacity_mut` that a
+/// kernel zeroes piece by piece, in the task that then writes into it).
+pub(crate) fn init_zeros<T: Float>(buf: &mut [MaybeUninit<T>]) -> &mut [T] {
+    for v in buf.iter_mut() {
+        v.write(T::ZERO);
+    }
+    // SAFETY: every element was written just above; `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(buf as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
 /// A contiguous slice of the elements of `layout`, borrowed when possible.
 pub(crate) fn contiguous_cow<'a, T: WithDType>(data: &'a [T], layout: &Layout) -> std::borrow::Cow<'a, [T]> {
     match layout.contiguous_range() {

@@ -302,12 +302,7 @@ pub(crate) fn max_pool2d_backward<T: Float>(g: &[T], idx: &[u32], dims: &[usize]
     // parallel, and while the plane is in that core's cache (a zero fill of the whole output
     // first was a serial pass over it).
     let one = |dx: &mut [MaybeUninit<T>], g: &[T], idx: &[u32]| {
-        for v in dx.iter_mut() {
-            v.write(T::ZERO);
-        }
-        // SAFETY: every element was just initialized, and `MaybeUninit<T>` has `T`'s layout.
-        let dx = unsafe { std::slice::from_raw_parts_mut(dx.as_mut_ptr().cast::<T>(), dx.len()) };
-        scatter_plane(dx, g, idx);
+        scatter_plane(super::init_zeros(dx), g, idx);
     };
     let mut out: Vec<T> = Vec::with_capacity(total);
     let dx = &mut out.spare_capacity_mut()[..total];
