@@ -36,22 +36,16 @@ pub fn measure(n: usize, threads: &[usize], reps: usize, rep_seconds: f64) -> Re
     let flop = 2.0 * (n as f64).powi(3);
     let mut out = Vec::with_capacity(threads.len());
     for &t in threads {
-        let stats = pool(t)?.install(|| -> Result<GemmStats> {
-            let start = Instant::now();
-            a.matmul(&b)?;
-            let one = start.elapsed().as_secs_f64();
-            let k = ((rep_seconds / one.max(1e-6)) as usize).clamp(1, 10_000);
-            let mut g = Vec::with_capacity(reps);
-            for _ in 0..reps {
+        let (median, min, max) = pool(t)?.install(|| {
+            crate::report::rates(reps, rep_seconds, (1, 10_000), flop, |k| {
                 let start = Instant::now();
                 for _ in 0..k {
                     a.matmul(&b)?;
                 }
-                g.push(flop * k as f64 / start.elapsed().as_secs_f64() / 1e9);
-            }
-            let (min, max) = g.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-            Ok(GemmStats { n, threads: t, median: crate::report::median(&g), min, max })
+                Ok(start.elapsed().as_secs_f64())
+            })
         })?;
+        let stats = GemmStats { n, threads: t, median, min, max };
         out.push(stats);
     }
     Ok(out)

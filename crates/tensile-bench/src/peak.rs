@@ -116,22 +116,15 @@ pub fn measure(threads: &[usize], reps: usize, rep_seconds: f64) -> Result<Vec<P
     for &t in threads {
         let pool = pool(t)?;
         // Every thread of the pool runs the chains at once; the time is the slowest thread's.
-        let run = |iters: u64| -> f64 {
+        let run = |iters: u64| -> Result<f64> {
             let start = Instant::now();
             let sums = pool.broadcast(|_| chains(isa, iters));
             std::hint::black_box(sums);
-            start.elapsed().as_secs_f64()
+            Ok(start.elapsed().as_secs_f64())
         };
-        let probe = 1 << 16;
-        let one = run(probe);
-        let iters = ((rep_seconds / one.max(1e-9)) * probe as f64).clamp(probe as f64, 1e12) as u64;
-        let mut g = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let secs = run(iters);
-            g.push(flop_per_iter * iters as f64 * t as f64 / secs / 1e9);
-        }
-        let (min, max) = g.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        out.push(PeakStats { threads: t, isa, median: crate::report::median(&g), min, max });
+        let (median, min, max) =
+            crate::report::rates(reps, rep_seconds, (1 << 16, 1 << 40), flop_per_iter * t as f64, run)?;
+        out.push(PeakStats { threads: t, isa, median, min, max });
     }
     Ok(out)
 }

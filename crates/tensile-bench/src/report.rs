@@ -31,6 +31,27 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Rates in GFLOP/s, as W4 and the peak measure them: `run(count)` does `count` units of
+/// `flop_per_unit` FLOP and returns its seconds. One call of `probe` units sizes the repetitions
+/// to about `rep_seconds` each (at least `probe` units, at most `max_count`), then `reps` of them
+/// run; returns the median, min and max.
+pub fn rates(
+    reps: usize,
+    rep_seconds: f64,
+    (probe, max_count): (u64, u64),
+    flop_per_unit: f64,
+    mut run: impl FnMut(u64) -> crate::Result<f64>,
+) -> crate::Result<(f64, f64, f64)> {
+    let one = run(probe)?;
+    let count = ((rep_seconds / one.max(1e-9)) * probe as f64).clamp(probe as f64, max_count as f64) as u64;
+    let mut g = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        g.push(flop_per_unit * count as f64 / run(count)? / 1e9);
+    }
+    let (min, max) = min_max(&g);
+    Ok((median(&g), min, max))
+}
+
 /// `x` rounded to `digits` decimals, as Python's `round` gives for these magnitudes.
 pub fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
