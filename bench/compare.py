@@ -16,6 +16,12 @@ TRAIN = [  # work, metric key, unit, label, target (upper bound on the metric) o
     ("w5gru", "epoch_s", "s/epoch", "W5 GRU", None),    # target: faster than PyTorch
     ("w5tf", "epoch_s", "s/epoch", "W5 transformer", None),
 ]
+RATIO = [  # work, metric key, unit, label, least speed ratio, against: "fastest" peer or "torch" (its fastest run)
+    ("w1", "epoch_s", "s/epoch", "W1", 1.5, "fastest"),
+    ("w2", "epoch_s", "s/epoch", "W2", 2.0, "torch"),
+    ("w3", "us_per_step", "us/step", "W3", 5.0, "fastest"),
+]
+MEMORY_WORKS = ["w1", "w2", "w3", "w5gru", "w5tf"]   # peak resident memory at most the smallest peer's
 THREAD_TARGET = 1.8          # 2 threads at least this much faster than 1, on W1 and W2
 SCALING_TOLERANCE = 0.10     # epoch time at k times the rows within 10% of k times the time
 GEMM_TARGET = 0.9            # n = 1024 and 2048 with 2 threads: at least 90% of torch.mm
@@ -78,6 +84,48 @@ def train_table(rows):
         if t is None and not any(c != "-" for c in cells):
             continue
         out.append(f"| {label} | {unit} | {fmt(tv)} | {target} | {met(ok)} | " + " | ".join(cells) + " |")
+    return out
+
+
+def ratio_table(rows):
+    """The targets that are ratios to peers measured in the same run: W1 and W3 against the fastest peer that ran,
+    W2 against PyTorch's faster run. The ratio is the peer's time over tensile's."""
+    out = ["| target | measured | met |", "|---|---|---|"]
+    for work, key, unit, label, least, against in RATIO:
+        t = last(rows, lambda r: r.get("work") == work and is_tensile(r))
+        tv = t.get(key) if t else None
+        peers = {}
+        for r in rows:
+            if r.get("work") == work and not is_tensile(r) and isinstance(r.get(key), (int, float)):
+                if against == "fastest" or str(r.get("peer", "")).startswith("torch"):
+                    peers[r["peer"]] = r[key]   # the last line of a peer wins
+        if not tv or not peers:
+            continue
+        peer, pv = min(peers.items(), key=lambda kv: kv[1])
+        ratio = pv / tv
+        who = "the fastest peer that ran" if against == "fastest" else "PyTorch"
+        # W2's target reads "over 2x", the others "at least"
+        ok = ratio > least if against == "torch" else ratio >= least
+        word = "over" if against == "torch" else "at least"
+        out.append(f"| {label} {word} {least:g}x faster than {who} | {ratio:.2f}x: tensile {fmt(tv)} {unit}, "
+                   f"{peer} {fmt(pv)} | {met(ok)} |")
+    return out
+
+
+def memory_table(rows):
+    """Peak resident memory of each process (data included, the same data for every peer) against the smallest
+    peer's on the same workload."""
+    out = ["| workload | tensile MiB | smallest peer, MiB | target | met |", "|---|---:|---|---|---|"]
+    for work in MEMORY_WORKS:
+        t = last(rows, lambda r: r.get("work") == work and is_tensile(r) and isinstance(r.get("rss_mib"), (int, float)))
+        peers = {r["peer"]: r["rss_mib"] for r in rows
+                 if r.get("work") == work and not is_tensile(r) and isinstance(r.get("rss_mib"), (int, float))}
+        if t is None or not peers:
+            continue
+        peer, pv = min(peers.items(), key=lambda kv: kv[1])
+        label = next((lab for w, _, _, lab, _ in TRAIN if w == work), work)
+        out.append(f"| {label} | {t['rss_mib']:.0f} | {peer} {pv:.0f} | <= smallest peer's | "
+                   f"{met(t['rss_mib'] <= pv)} |")
     return out
 
 
@@ -152,7 +200,9 @@ def main():
     rows = load(sys.argv[1:])
     sections = [("Training workloads (in brackets: speed ratio tensile / peer, above 1 = tensile faster)",
                  train_table(rows)),
+                ("Targets that are ratios to the peers in this run", ratio_table(rows)),
                 ("W4 square f32 GEMM (in brackets: tensile / peer)", gemm_table(rows)),
+                ("Peak resident memory (data included; every peer reads the same data)", memory_table(rows)),
                 ("Checks", check_table(rows)),
                 ("How close to the machine's limit (tensile-bench peak)", limit_table(rows))]
     loads = [r["load1"] for r in rows if isinstance(r.get("load1"), (int, float))]
