@@ -471,7 +471,7 @@ impl ConvDims {
 ///
 /// The strided regions must lie inside live buffers, and no other thread may touch `dst`'s.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into<T: Float>(
+pub(super) unsafe fn gemm_into<T: Float>(
     (m, n, k): (usize, usize, usize),
     dst: (*mut T, usize, usize),
     accumulate: bool,
@@ -581,6 +581,10 @@ fn batch_parallel(d: &ConvDims) -> bool {
 /// folded ReLU applied) while the sample's output is in cache. Samples run in parallel; each is
 /// computed alone, so the bits do not depend on the thread count.
 ///
+/// Where the Winograd path applies (`winograd.rs`: 3×3, stride 1, one group, 16 channels or
+/// more, a batch of `f32` on AVX-512), it computes groups of samples whose size depends on the
+/// shape alone in place of im2col and the GEMM; the bias, ReLU and pool follow as below.
+///
 /// With a folded max pool (`spec.pool`) the sample's output goes to a scratch buffer of the
 /// task instead and is pooled from there, plane by plane, into `[B, O, PH, PW]`, with the index
 /// of each window's first maximum within its `OH·OW` plane (returned as the second value): the
@@ -628,7 +632,7 @@ pub(crate) fn conv2d<T: Float>(
     }
     let chw = d.c * d.g.h * d.g.w;
     let inner = inner_parallelism(&d);
-    // Sample `bi`'s `O·L` outputs into `y`.
+    // Sample `bi`'s `O·L` outputs into `y`, without the bias.
     let one = |cols: &mut Vec<T>, bi: usize, y: *mut T| {
         let xs = &x[bi * chw..(bi + 1) * chw];
         for gi in 0..d.groups {
@@ -647,13 +651,27 @@ pub(crate) fn conv2d<T: Float>(
                 )
             };
         }
-        // SAFETY: the GEMMs above initialized all O·L elements of this sample.
-        let y = unsafe { std::slice::from_raw_parts_mut(y, per) };
+    };
+    let wino = Winograd::plan::<T>(xd, wd, w, spec);
+    // Samples are taken in groups: one at a time for im2col, as many as a Winograd product wants.
+    let group = wino.as_ref().map_or(1, |p| p.group());
+    // Samples `b0..b0 + n`'s `n·O·L` outputs into `y`, each with its bias (and ReLU).
+    let samples = |s: &mut Scratch<T>, b0: usize, n: usize, y: *mut T| {
+        match &wino {
+            // SAFETY: the plan exists only for `T = f32`; the caller hands over `n·O·L`
+            // writable elements at `y`.
+            Some(plan) => unsafe { plan.run(&x[b0 * chw..(b0 + n) * chw], n, y) },
+            // SAFETY: sample `b0 + i`'s block lies at `i·O·L`, inside what the caller hands over.
+            None => (0..n).for_each(|i| one(&mut s.cols, b0 + i, unsafe { y.add(i * per) })),
+        }
+        // SAFETY: the products above initialized all `n·O·L` elements.
+        let y = unsafe { std::slice::from_raw_parts_mut(y, n * per) };
         crate::simd::wide(
             #[inline(always)]
-            || add_bias(y),
+            || y.chunks_exact_mut(per).for_each(add_bias),
         );
     };
+    let scratch = || Scratch::<T> { cols: if wino.is_some() { Vec::new() } else { d.scratch(win) }, ys: Vec::new() };
     let parallel = batch_parallel(&d);
     if let Some(pw) = &spec.pool {
         let pool = super::pool::PlanePool::new::<T>((d.g.oh, d.g.ow), pw);
@@ -663,24 +681,24 @@ pub(crate) fn conv2d<T: Float>(
         let mut out: Vec<T> = Vec::with_capacity(total_out);
         let mut idx: Vec<u32> = Vec::with_capacity(total_out);
         if per_out > 0 {
-            let pooled = |(cols, ys): &mut (Vec<T>, Vec<T>),
-                          bi: usize,
-                          o: &mut [MaybeUninit<T>],
-                          ix: &mut [MaybeUninit<u32>]| {
-                one(cols, bi, ys.as_mut_ptr());
-                for (p, plane) in ys.chunks_exact(l).enumerate() {
+            let pooled = |s: &mut Scratch<T>, g: usize, o: &mut [MaybeUninit<T>], ix: &mut [MaybeUninit<u32>]| {
+                let n = o.len() / per_out;
+                s.ys.resize(n * per, T::ZERO);
+                let ys = s.ys.as_mut_ptr();
+                samples(s, g * group, n, ys);
+                for (p, plane) in s.ys.chunks_exact(l).enumerate() {
                     pool.run(plane, &mut o[p * pl..(p + 1) * pl], &mut ix[p * pl..(p + 1) * pl]);
                 }
             };
-            let scratch = || (d.scratch(win), vec![T::ZERO; per]);
             let (o, ix) = (&mut out.spare_capacity_mut()[..total_out], &mut idx.spare_capacity_mut()[..total_out]);
+            let chunk = group * per_out;
             if parallel {
-                let samples = o.par_chunks_mut(per_out).zip(ix.par_chunks_mut(per_out)).enumerate();
-                samples.for_each_init(scratch, |s, (bi, (o, ix))| pooled(s, bi, o, ix));
+                let groups = o.par_chunks_mut(chunk).zip(ix.par_chunks_mut(chunk)).enumerate();
+                groups.for_each_init(scratch, |s, (g, (o, ix))| pooled(s, g, o, ix));
             } else {
                 let mut s = scratch();
-                let samples = o.chunks_mut(per_out).zip(ix.chunks_mut(per_out)).enumerate();
-                samples.for_each(|(bi, (o, ix))| pooled(&mut s, bi, o, ix));
+                let groups = o.chunks_mut(chunk).zip(ix.chunks_mut(chunk)).enumerate();
+                groups.for_each(|(g, (o, ix))| pooled(&mut s, g, o, ix));
             }
         }
         // SAFETY: every sample's `O·PH·PW` values and indices were written by `PlanePool::run`.
@@ -692,18 +710,75 @@ pub(crate) fn conv2d<T: Float>(
     }
     let mut out: Vec<T> = Vec::with_capacity(total);
     let spare = &mut out.spare_capacity_mut()[..total];
+    let run = |s: &mut Scratch<T>, (g, y): (usize, &mut [MaybeUninit<T>])| {
+        samples(s, g * group, y.len() / per, y.as_mut_ptr().cast::<T>())
+    };
     if parallel {
-        spare
-            .par_chunks_mut(per)
-            .enumerate()
-            .for_each_init(|| d.scratch(win), |cols, (bi, y)| one(cols, bi, y.as_mut_ptr().cast::<T>()));
+        spare.par_chunks_mut(group * per).enumerate().for_each_init(scratch, run);
     } else {
-        let mut cols = d.scratch(win);
-        spare.chunks_mut(per).enumerate().for_each(|(bi, y)| one(&mut cols, bi, y.as_mut_ptr().cast::<T>()));
+        let mut s = scratch();
+        spare.chunks_mut(group * per).enumerate().for_each(|gy| run(&mut s, gy));
     }
     // SAFETY: every sample's block was written above.
     unsafe { out.set_len(total) };
     (out, None)
+}
+
+/// Working memory of one task of [`conv2d`]: the columns of a sample (im2col) and the unpooled
+/// outputs of a group of samples (with a folded pool).
+struct Scratch<T> {
+    cols: Vec<T>,
+    ys: Vec<T>,
+}
+
+/// The Winograd path (`winograd.rs`) of one convolution, where it applies.
+struct Winograd {
+    #[cfg(target_arch = "x86_64")]
+    plan: super::winograd::Plan,
+}
+
+impl Winograd {
+    /// The plan when `T` is `f32` and the convolution is one the Winograd path takes.
+    #[allow(unused_variables)]
+    fn plan<T: Float>(xd: &[usize], wd: &[usize], w: &[T], spec: &Conv2dSpec) -> Option<Winograd> {
+        #[cfg(target_arch = "x86_64")]
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && super::winograd::Plan::applies(xd, wd, &spec.win, spec.groups)
+        {
+            // SAFETY: `T` is `f32` (checked above).
+            let w = unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<f32>(), w.len()) };
+            return Some(Winograd { plan: super::winograd::Plan::new(xd, wd, w, spec.win.padding) });
+        }
+        None
+    }
+
+    fn group(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        return self.plan.group();
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("internal: no Winograd plan without x86-64")
+    }
+
+    /// The convolution without bias of the `n` samples in `x` into `y` (`n·O·L` elements).
+    ///
+    /// # Safety
+    ///
+    /// `T` is `f32` (as [`Winograd::plan`] made sure), and `y` holds `n·O·L` writable elements.
+    #[allow(unused_variables)]
+    unsafe fn run<T: Float>(&self, x: &[T], n: usize, y: *mut T) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `T` is `f32` and `y` holds `n·O·L` elements (the caller's promise), which
+            // the plan writes as `f32`.
+            let (x, y) = unsafe {
+                (
+                    std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()),
+                    std::slice::from_raw_parts_mut(y.cast::<MaybeUninit<f32>>(), n * self.plan.outputs_per_sample()),
+                )
+            };
+            self.plan.run(x, n, y)
+        }
+    }
 }
 
 /// One sample's convolution output gradient `[O, L]` (into `dy`) from the gradient `g` of its
@@ -1095,9 +1170,140 @@ mod tests {
     /// Convolution forward and backward (plain, with a folded ReLU, and with a folded ReLU and
     /// max pool), above the parallel threshold and with a batch that splits into several
     /// backward chunks, give the same bits on pools of 1, 2 and 4 threads.
+    /// The convolution of `x [B, C, H, W]` with `w [O, C, 3, 3]` (stride 1, one group, zero
+    /// padding `pad`) plus `b`, by the definition in f64.
+    fn conv_definition(x: &[f32], xd: [usize; 4], w: &[f32], o: usize, b: &[f32], pad: (usize, usize)) -> Vec<f64> {
+        let [bn, c, h, wi] = xd;
+        let (oh, ow) = (h + 2 * pad.0 - 2, wi + 2 * pad.1 - 2);
+        let mut y = vec![0.0; bn * o * oh * ow];
+        for (n, oc, oy, ox) in itertools_free_product(bn, o, oh, ow) {
+            let mut sum = b[oc] as f64;
+            for ci in 0..c {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let (iy, ix) = ((oy + ky) as isize - pad.0 as isize, (ox + kx) as isize - pad.1 as isize);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wi {
+                            let xv = x[((n * c + ci) * h + iy as usize) * wi + ix as usize] as f64;
+                            sum += xv * w[((oc * c + ci) * 3 + ky) * 3 + kx] as f64;
+                        }
+                    }
+                }
+            }
+            y[((n * o + oc) * oh + oy) * ow + ox] = sum;
+        }
+        y
+    }
+
+    fn itertools_free_product(
+        a: usize,
+        b: usize,
+        c: usize,
+        d: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).flat_map(move |k| (0..d).map(move |l| (i, j, k, l)))))
+    }
+
+    /// The Winograd path (a 3×3 convolution with stride 1 and at least 16 channels, on AVX-512)
+    /// gives the convolution up to f32 rounding: channel counts that fill no whole vector, odd
+    /// and even output sizes (tiles cut at the edge), padding, batches that are not a whole
+    /// number of groups, and images whose tiles take several products.
+    /// The input gradient (col2im) of the same convolutions, alone and through a folded ReLU and
+    /// max pool.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn winograd_convolution_matches_the_definition() {
+        if !avx512::available() {
+            return;
+        }
+        let cases = [
+            ([3, 20, 9, 7], 24, (0, 0)),
+            ([5, 16, 8, 8], 17, (1, 1)),
+            ([6, 33, 5, 6], 16, (2, 1)),
+            ([3, 16, 40, 34], 16, (1, 1)),
+            // A batch whose backward pass runs in chunks of two samples.
+            ([17, 16, 6, 7], 16, (1, 0)),
+        ];
+        for (xd, o, pad) in cases {
+            let wd = [o, xd[1], 3, 3];
+            let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: pad, dilation: (1, 1), pad_value: 0.0 };
+            assert!(super::super::winograd::Plan::applies(&xd, &wd, &win, 1), "{xd:?}");
+            let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
+            let (x, w, b) = (f32s(xd.iter().product(), 7), f32s(wd.iter().product(), 8), f32s(o, 9));
+            let want = conv_definition(&x, xd, &w, o, &b, pad);
+            let spec = Conv2dSpec { win, groups: 1, relu: false, pool: None };
+            let (y, _) = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
+            assert_eq!(y.len(), want.len());
+            // Each output sums 9·C products of values below 0.5 in size; f32 rounding of sums
+            // grouped another way stays far below this.
+            let tol = 1e-6 * (9 * xd[1]) as f64;
+            for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+                assert!((got as f64 - want).abs() <= tol, "{xd:?} output {i}: {got} vs {want}");
+            }
+            // With a folded ReLU and max pool, the pooled values of the same outputs.
+            let pool = Window2d {
+                kernel: (2, 2),
+                stride: (2, 2),
+                padding: (0, 0),
+                dilation: (1, 1),
+                pad_value: f64::NEG_INFINITY,
+            };
+            let spec = Conv2dSpec { win, groups: 1, relu: true, pool: Some(pool) };
+            let (pooled, idx) = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
+            let relu: Vec<f32> = y.iter().map(|&v| v.max(0.0)).collect();
+            let (oh, ow) = (xd[2] + 2 * pad.0 - 2, xd[3] + 2 * pad.1 - 2);
+            let (unfused, unfused_idx) = super::super::pool::max_pool2d(&relu, &[xd[0], o, oh, ow], &pool);
+            assert_eq!(pooled, unfused, "{xd:?}");
+            let idx = idx.unwrap();
+            assert_eq!(idx, unfused_idx, "{xd:?}");
+
+            // The input gradient: `g` through the flipped kernels, by the definition.
+            let input_gradient = |gy: &[f32]| {
+                let (c, h, wi) = (xd[1], xd[2], xd[3]);
+                let mut dx = vec![0.0f64; x.len()];
+                for (n, oc, oy, ox) in itertools_free_product(xd[0], o, oh, ow) {
+                    let gv = gy[((n * o + oc) * oh + oy) * ow + ox] as f64;
+                    for (ci, ky, kx) in
+                        (0..c).flat_map(|ci| (0..3).flat_map(move |ky| (0..3).map(move |kx| (ci, ky, kx))))
+                    {
+                        let (iy, ix) = ((oy + ky) as isize - pad.0 as isize, (ox + kx) as isize - pad.1 as isize);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wi {
+                            dx[((n * c + ci) * h + iy as usize) * wi + ix as usize] +=
+                                gv * w[((oc * c + ci) * 3 + ky) * 3 + kx] as f64;
+                        }
+                    }
+                }
+                dx
+            };
+            let close = |got: &[f32], want: &[f64], what: &str| {
+                let tol = 1e-6 * (9 * o) as f64;
+                for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+                    assert!((a as f64 - b).abs() <= tol, "{xd:?} {what} {i}: {a} vs {b}");
+                }
+            };
+            let gy = f32s(y.len(), 10);
+            let spec = Conv2dSpec { win, groups: 1, relu: false, pool: None };
+            let (dx, _, _) = conv2d_backward(&x, &xd, &w, &wd, &gy, None, None, &spec, [true, false, false]);
+            close(&dx.unwrap(), &input_gradient(&gy), "dx");
+            // Through the folded pool and ReLU: the pool's gradient scattered to the arg-max
+            // positions, masked by the ReLU's gradient, then the same product.
+            let gp = f32s(pooled.len(), 11);
+            let spec = Conv2dSpec { win, groups: 1, relu: true, pool: Some(pool) };
+            let (dx, _, _) =
+                conv2d_backward(&x, &xd, &w, &wd, &gp, Some(&pooled), Some(&idx), &spec, [true, false, false]);
+            let mut unpooled = super::super::pool::max_pool2d_backward(&gp, &idx, &[xd[0], o, oh, ow]);
+            unpooled.iter_mut().zip(&y).for_each(|(g, &v)| *g = if v > 0.0 { *g } else { 0.0 });
+            close(&dx.unwrap(), &input_gradient(&unpooled), "dx through pool and ReLU");
+        }
+    }
+
     #[test]
     fn convolution_does_not_depend_on_the_thread_count() {
-        let (xd, wd) = ([10, 4, 16, 16], [16, 2, 3, 3]);
+        for (xd, wd, groups) in [([10, 4, 16, 16], [16, 2, 3, 3], 2), ([10, 16, 12, 12], [16, 16, 3, 3], 1)] {
+            thread_count_case(xd, wd, groups);
+        }
+    }
+
+    fn thread_count_case(xd: [usize; 4], wd: [usize; 4], groups: usize) {
         let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), pad_value: 0.0 };
         let max_pool = Window2d {
             kernel: (3, 3),
@@ -1109,7 +1315,7 @@ mod tests {
         let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
         let (x, w, b) = (f32s(xd.iter().product(), 4), f32s(wd.iter().product(), 5), f32s(16, 6));
         for (relu, pool) in [(false, None), (true, None), (true, Some(max_pool))] {
-            let spec = Conv2dSpec { win, groups: 2, relu, pool };
+            let spec = Conv2dSpec { win, groups, relu, pool };
             let d = ConvDims::new(&xd, &wd, &spec);
             assert!(d.b * d.o * d.l * d.kk >= CONV_PAR_FLOPS && backward_chunk(d.b) < d.b);
             let run = |threads: usize| {

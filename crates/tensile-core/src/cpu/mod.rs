@@ -32,6 +32,8 @@ mod norm;
 mod pool;
 mod reduce;
 mod transpose;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 use std::mem::MaybeUninit;
 

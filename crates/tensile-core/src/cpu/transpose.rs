@@ -58,6 +58,16 @@ pub(crate) fn transpose<E: WithDType>(src: &[E], starts: &[usize], rows: usize, 
     out
 }
 
+/// `dst[i * cols + j] = src[j * ld + i]` for `i < rows`, `j < cols`, on the calling thread: the
+/// single-matrix [`transpose`] into a buffer of the caller's.
+pub(super) fn transpose_into<E: WithDType>(src: &[E], rows: usize, cols: usize, ld: usize, dst: &mut [MaybeUninit<E>]) {
+    assert!(
+        dst.len() == rows * cols && (rows * cols == 0 || ld >= rows && (cols - 1) * ld + rows <= src.len()),
+        "transpose_into: buffers of the wrong size"
+    );
+    rows_of(src, 0, rows, cols, ld, dst);
+}
+
 /// Output rows `r0..r1` into `dst` (which holds exactly those rows).
 fn rows_of<E: WithDType>(src: &[E], r0: usize, r1: usize, cols: usize, ld: usize, dst: &mut [MaybeUninit<E>]) {
     #[cfg(target_arch = "x86_64")]
