@@ -1033,6 +1033,15 @@ mod tests {
         (0..n).map(|_| rng.next_f64() - 0.5).collect()
     }
 
+    fn f32s(n: usize, seed: u64) -> Vec<f32> {
+        values(n, seed).into_iter().map(|v| v as f32).collect()
+    }
+
+    /// A square window with unit dilation.
+    fn square(kernel: usize, stride: usize, padding: (usize, usize), pad_value: f64) -> Window2d {
+        Window2d { kernel: (kernel, kernel), stride: (stride, stride), padding, dilation: (1, 1), pad_value }
+    }
+
     /// Every column element equals the input pixel (or the pad value) the definition names, and
     /// `fold2d` is the adjoint of `unfold2d`: `<unfold(x), c> == <x, fold(c)>`.
     #[test]
@@ -1176,7 +1185,7 @@ mod tests {
         let [bn, c, h, wi] = xd;
         let (oh, ow) = (h + 2 * pad.0 - 2, wi + 2 * pad.1 - 2);
         let mut y = vec![0.0; bn * o * oh * ow];
-        for (n, oc, oy, ox) in itertools_free_product(bn, o, oh, ow) {
+        for (n, oc, oy, ox) in positions(bn, o, oh, ow) {
             let mut sum = b[oc] as f64;
             for ci in 0..c {
                 for ky in 0..3 {
@@ -1194,12 +1203,7 @@ mod tests {
         y
     }
 
-    fn itertools_free_product(
-        a: usize,
-        b: usize,
-        c: usize,
-        d: usize,
-    ) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    fn positions(a: usize, b: usize, c: usize, d: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
         (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).flat_map(move |k| (0..d).map(move |l| (i, j, k, l)))))
     }
 
@@ -1225,9 +1229,8 @@ mod tests {
         ];
         for (xd, o, pad) in cases {
             let wd = [o, xd[1], 3, 3];
-            let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: pad, dilation: (1, 1), pad_value: 0.0 };
+            let win = square(3, 1, pad, 0.0);
             assert!(super::super::winograd::Plan::applies(&xd, &wd, &win, 1), "{xd:?}");
-            let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
             let (x, w, b) = (f32s(xd.iter().product(), 7), f32s(wd.iter().product(), 8), f32s(o, 9));
             let want = conv_definition(&x, xd, &w, o, &b, pad);
             let spec = Conv2dSpec { win, groups: 1, relu: false, pool: None };
@@ -1240,13 +1243,7 @@ mod tests {
                 assert!((got as f64 - want).abs() <= tol, "{xd:?} output {i}: {got} vs {want}");
             }
             // With a folded ReLU and max pool, the pooled values of the same outputs.
-            let pool = Window2d {
-                kernel: (2, 2),
-                stride: (2, 2),
-                padding: (0, 0),
-                dilation: (1, 1),
-                pad_value: f64::NEG_INFINITY,
-            };
+            let pool = square(2, 2, (0, 0), f64::NEG_INFINITY);
             let spec = Conv2dSpec { win, groups: 1, relu: true, pool: Some(pool) };
             let (pooled, idx) = conv2d(&x, &xd, &w, &wd, Some(&b), &spec);
             let relu: Vec<f32> = y.iter().map(|&v| v.max(0.0)).collect();
@@ -1260,7 +1257,7 @@ mod tests {
             let input_gradient = |gy: &[f32]| {
                 let (c, h, wi) = (xd[1], xd[2], xd[3]);
                 let mut dx = vec![0.0f64; x.len()];
-                for (n, oc, oy, ox) in itertools_free_product(xd[0], o, oh, ow) {
+                for (n, oc, oy, ox) in positions(xd[0], o, oh, ow) {
                     let gv = gy[((n * o + oc) * oh + oy) * ow + ox] as f64;
                     for (ci, ky, kx) in
                         (0..c).flat_map(|ci| (0..3).flat_map(move |ky| (0..3).map(move |kx| (ci, ky, kx))))
@@ -1304,15 +1301,8 @@ mod tests {
     }
 
     fn thread_count_case(xd: [usize; 4], wd: [usize; 4], groups: usize) {
-        let win = Window2d { kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), pad_value: 0.0 };
-        let max_pool = Window2d {
-            kernel: (3, 3),
-            stride: (2, 2),
-            padding: (1, 1),
-            dilation: (1, 1),
-            pad_value: f64::NEG_INFINITY,
-        };
-        let f32s = |n: usize, seed| values(n, seed).into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        let win = square(3, 1, (1, 1), 0.0);
+        let max_pool = square(3, 2, (1, 1), f64::NEG_INFINITY);
         let (x, w, b) = (f32s(xd.iter().product(), 4), f32s(wd.iter().product(), 5), f32s(16, 6));
         for (relu, pool) in [(false, None), (true, None), (true, Some(max_pool))] {
             let spec = Conv2dSpec { win, groups, relu, pool };
