@@ -49,6 +49,10 @@ pub(crate) trait BackendStorage: Sized {
     /// In place on a contiguous `[rows, n]` product: `+ bias` (`[n]`, at `bias`'s layout) on
     /// every row, then the ReLU when `relu` (a linear layer's epilogue).
     fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()>;
+    /// A linear layer's contiguous output gradient (`self`, rows of `n`) through its ReLU when
+    /// `y` (its contiguous output) is given, and the column sums of that (the bias's gradient):
+    /// `(masked, sums)`, `masked` only with `y`.
+    fn relu_grad_col_sums(&self, y: Option<&Self>, n: usize) -> Result<(Option<Self>, Self)>;
     fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self>;
     fn cmp(&self, l: &Layout, rhs: &Self, r: &Layout, op: CmpOp) -> Result<Self>;
     /// Reduces the sorted `dims`; the result has the keepdim shape.
@@ -168,6 +172,10 @@ impl BackendStorage for Storage {
     }
     fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()> {
         self.cpu_mut().bias_relu_(bias.map(|(b, l)| (b.cpu(), l)), relu)
+    }
+    fn relu_grad_col_sums(&self, y: Option<&Self>, n: usize) -> Result<(Option<Self>, Self)> {
+        let (masked, sums) = self.cpu().relu_grad_col_sums(y.map(Storage::cpu), n)?;
+        Ok((masked.map(Storage::Cpu), Storage::Cpu(sums)))
     }
     fn binary(&self, l: &Layout, rhs: &Self, r: &Layout, op: BinaryOp) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().binary(l, rhs.cpu(), r, op)?))

@@ -420,10 +420,13 @@ fn linear_is_matmul_by_the_transpose_plus_bias_to_the_bit_with_or_without_relu()
     // kernels in the same order, so the same bits. Shapes: a batch (the transposed weight is
     // copied row-major first), one row, a sequence, no bias, a vector input, a transposed weight,
     // and an output large enough for the bias and ReLU to run in parallel pieces that start and
-    // end inside rows (8,192 values each, rows of 70).
+    // end inside rows (8,192 values each, rows of 70). Gradients smaller than that go through the
+    // ReLU and into the bias's gradient in one pass, in blocks of 64 columns and what is left
+    // (64, 150, 70 and 3 outputs here).
     let mut rng = tensile_core::Rng::seed(11);
-    let cases: [(&[usize], usize, bool, bool); 9] = [
+    let cases: [(&[usize], usize, bool, bool); 10] = [
         (&[32, 16], 64, true, false),
+        (&[5, 6], 150, true, false),
         (&[1, 5], 3, true, false),
         (&[2, 3, 4], 5, true, false),
         (&[7, 9], 6, false, false),

@@ -4,6 +4,8 @@
 //! a bias repeated over rows; one value per row) and run them as plain slice loops that the
 //! compiler vectorizes; anything else walks both layouts with a strided iterator.
 
+use std::mem::MaybeUninit;
+
 use super::{par_fill, par_new};
 use crate::dtype::{Float, WithDType};
 use crate::ops::{BinaryOp, CmpOp, UnaryOp};
@@ -139,6 +141,85 @@ pub(crate) fn bias_relu_<T: Float>(out: &mut [T], bias: Option<&[T]>, relu: bool
         ),
         _ => {}
     }
+}
+
+/// A linear layer's output gradient `g` (contiguous rows of `n`) on its way back: through the
+/// ReLU when `y` (the layer's output) is given, `g · relu'(y)` as [`unary_backward`] computes
+/// it, and the bias's gradient, the column sums of that, each accumulated top to bottom from
+/// zero as a column reduction does (`reduce.rs`), so the same bits as the two ops in turn. One
+/// pass, on the calling thread, for gradients too small to go parallel.
+pub(crate) fn relu_grad_col_sums<T: Float>(g: &[T], y: Option<&[T]>, n: usize) -> (Option<Vec<T>>, Vec<T>) {
+    let mut sums = vec![T::ZERO; n];
+    let Some(y) = y else {
+        crate::simd::wide(
+            #[inline(always)]
+            || col_sums::<T, false>(g, g, &mut [], &mut sums),
+        );
+        return (None, sums);
+    };
+    let mut masked: Vec<T> = Vec::with_capacity(g.len());
+    crate::simd::wide(
+        #[inline(always)]
+        || col_sums::<T, true>(g, y, &mut masked.spare_capacity_mut()[..g.len()], &mut sums),
+    );
+    // SAFETY: `col_sums` with `RELU` wrote every element of `g.len()`.
+    unsafe { masked.set_len(g.len()) };
+    (Some(masked), sums)
+}
+
+/// Column blocks of [`relu_grad_col_sums`], accumulated in registers over all rows.
+const SUM_COLS: usize = 64;
+
+/// [`relu_grad_col_sums`]: `sums[j] += v` over the rows in order, `v` the element of `g` or,
+/// with `RELU`, `g · relu'(y)`, which is also written to `out`.
+#[inline(always)]
+fn col_sums<T: Float, const RELU: bool>(g: &[T], y: &[T], out: &mut [MaybeUninit<T>], sums: &mut [T]) {
+    let n = sums.len();
+    if n == 0 {
+        return;
+    }
+    let rows = g.len() / n;
+    let mut j0 = 0;
+    while j0 + SUM_COLS <= n {
+        // A whole block: a fixed width, so that the sums stay in registers over the rows.
+        col_block::<T, RELU, SUM_COLS>(g, y, out, &mut sums[j0..j0 + SUM_COLS], (rows, n, j0), SUM_COLS);
+        j0 += SUM_COLS;
+    }
+    let w = n - j0;
+    if w > 0 {
+        col_block::<T, RELU, SUM_COLS>(g, y, out, &mut sums[j0..], (rows, n, j0), w);
+    }
+}
+
+/// Columns `j0..j0 + w` (`w <= W`) of [`col_sums`], summed in a local block of `W` and stored
+/// into `sums` (its first `w`) at the end.
+#[inline(always)]
+fn col_block<T: Float, const RELU: bool, const W: usize>(
+    g: &[T],
+    y: &[T],
+    out: &mut [MaybeUninit<T>],
+    sums: &mut [T],
+    (rows, n, j0): (usize, usize, usize),
+    w: usize,
+) {
+    let mut acc = [T::ZERO; W];
+    for r in 0..rows {
+        let at = r * n + j0;
+        let row = &g[at..at + w];
+        if RELU {
+            let (yr, or) = (&y[at..at + w], &mut out[at..at + w]);
+            for (((a, &gv), &yv), o) in acc.iter_mut().zip(row).zip(yr).zip(or) {
+                let v = gv * UnaryOp::Relu.grad(yv, yv);
+                o.write(v);
+                *a += v;
+            }
+        } else {
+            for (a, &gv) in acc.iter_mut().zip(row) {
+                *a += gv;
+            }
+        }
+    }
+    sums[..w].copy_from_slice(&acc[..w]);
 }
 
 pub(crate) fn binary<T: Float>(a: &[T], la: &Layout, b: &[T], lb: &Layout, op: BinaryOp) -> Vec<T> {

@@ -304,6 +304,31 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn relu_grad_col_sums(&self, y: Option<&Self>, n: usize) -> Result<(Option<Self>, Self)> {
+        fn run<T: Float>(g: &[T], y: Option<&CpuStorage>, n: usize) -> Result<(Option<Vec<T>>, Vec<T>)> {
+            let y = match y {
+                Some(y) => Some(T::slice(y).ok_or(Error::DTypeMismatch {
+                    op: "linear backward",
+                    lhs: T::DTYPE,
+                    rhs: y.dtype(),
+                })?),
+                None => None,
+            };
+            Ok(elementwise::relu_grad_col_sums(g, y, n))
+        }
+        Ok(match self {
+            CpuStorage::F32(g) => {
+                let (m, s) = run(g, y, n)?;
+                (m.map(CpuStorage::F32), CpuStorage::F32(s))
+            }
+            CpuStorage::F64(g) => {
+                let (m, s) = run(g, y, n)?;
+                (m.map(CpuStorage::F64), CpuStorage::F64(s))
+            }
+            other => return Err(unsupported("linear backward", other.dtype(), "f32 or f64")),
+        })
+    }
+
     fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()> {
         fn run<T: Float>(out: &mut [T], bias: Option<(&CpuStorage, &Layout)>, relu: bool) -> Result<()> {
             let bias = match bias {

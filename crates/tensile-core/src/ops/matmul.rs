@@ -53,11 +53,30 @@ pub(crate) fn linear_backward(
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
     let relu_grad;
-    let g = if relu {
-        relu_grad = unary::input_grad(out, out, g, UnaryOp::Relu)?;
-        &relu_grad
-    } else {
-        g
+    let mut gb = None;
+    let g = match b {
+        // A small gradient (one that no kernel would split over threads) goes through the ReLU
+        // and into the bias's gradient in one pass: the same bits as `input_grad` and `sum_to`,
+        // without the ops and tensors in between (W3's step, BENCHMARKS.md).
+        Some(b) if b.tracks_grad() && g.rank() == 2 && g.elem_count() < crate::cpu::PAR_MIN => {
+            let n = g.dims()[1];
+            let (dense_g, dense_out) = (g.dense()?, if relu { Some(out.dense()?) } else { None });
+            let (masked, sums) = {
+                let y = dense_out.as_ref().map(|o| o.storage());
+                dense_g.storage().relu_grad_col_sums(y.as_deref(), n)?
+            };
+            gb = Some(Tensor::from_storage(sums, b.shape().clone(), g.device()));
+            relu_grad = match masked {
+                Some(m) => Tensor::from_storage(m, g.shape().clone(), g.device()),
+                None => dense_g,
+            };
+            &relu_grad
+        }
+        _ if relu => {
+            relu_grad = unary::input_grad(out, out, g, UnaryOp::Relu)?;
+            &relu_grad
+        }
+        _ => g,
     };
     let gx = || g.matmul(w);
     let gw = || g.t()?.matmul(x);
@@ -78,7 +97,11 @@ pub(crate) fn linear_backward(
     };
     let mut grads = vec![gx, gw];
     if let Some(b) = b {
-        grads.push(if b.tracks_grad() { Some(g.sum_to(b.shape())?) } else { None });
+        grads.push(match gb {
+            Some(gb) => Some(gb),
+            None if b.tracks_grad() => Some(g.sum_to(b.shape())?),
+            None => None,
+        });
     }
     Ok(grads)
 }
@@ -107,7 +130,8 @@ impl Tensor {
 
     /// `self @ weightᵀ + bias`, PyTorch's `F.linear`: `x [..., in]`, `weight [out, in]`, `bias
     /// [out]` -> `[..., out]`. One op in the graph where the three-op version (`t`, `matmul`,
-    /// `add`) records three, with the same result to the bit and the same gradients.
+    /// `add`) records three, with the same result to the bit and the same gradients (a 1-D input
+    /// records the bias and the ReLU as ops of their own, as the three-op version does).
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         self.linear_op(weight, bias, false)
     }
@@ -139,7 +163,17 @@ impl Tensor {
         }
         super::require_param_dtypes("linear", self, &[("weight", Some(weight)), ("bias", bias)])?;
         match self.rank() {
-            1 => return self.unsqueeze(0)?.linear_op(weight, bias, relu)?.squeeze(0),
+            1 => {
+                // One sample: the product as one row, then the bias and the ReLU as their own
+                // ops, so that the bias's gradient is the output's gradient as it is (as with
+                // `matmul` and `add`), not a sum over one row (which turns -0.0 into 0.0).
+                let y = self.unsqueeze(0)?.linear_op(weight, None, false)?.squeeze(0)?;
+                let y = match bias {
+                    Some(b) => y.add(b)?,
+                    None => y,
+                };
+                return if relu { y.relu() } else { Ok(y) };
+            }
             2 => {}
             r => {
                 // Every leading dimension is one more row of one product.
