@@ -46,6 +46,10 @@ pub(crate) trait BackendStorage: Sized {
     /// `grad * d op(x) / dx`, with `y = op(x)` given for rules that are cheaper through it;
     /// all three are contiguous and of one shape.
     fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self>;
+    /// [`Self::unary_backward`] with one gradient value (`grad` has one element) for every element.
+    fn unary_backward_scalar(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self>;
+    /// The sum of the squares of the elements of `layout`: one element.
+    fn square_sum(&self, layout: &Layout) -> Result<Self>;
     /// In place on a contiguous `[rows, n]` product: `+ bias` (`[n]`, at `bias`'s layout) on
     /// every row, then the ReLU when `relu` (a linear layer's epilogue).
     fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()>;
@@ -169,6 +173,12 @@ impl BackendStorage for Storage {
     }
     fn unary_backward(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self> {
         Ok(Storage::Cpu(self.cpu().unary_backward(y.cpu(), grad.cpu(), op)?))
+    }
+    fn unary_backward_scalar(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().unary_backward_scalar(y.cpu(), grad.cpu(), op)?))
+    }
+    fn square_sum(&self, layout: &Layout) -> Result<Self> {
+        Ok(Storage::Cpu(self.cpu().square_sum(layout)?))
     }
     fn bias_relu_(&mut self, bias: Option<(&Self, &Layout)>, relu: bool) -> Result<()> {
         self.cpu_mut().bias_relu_(bias.map(|(b, l)| (b.cpu(), l)), relu)

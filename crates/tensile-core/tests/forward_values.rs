@@ -560,14 +560,16 @@ fn linear_argument_errors_name_the_problem() {
 #[test]
 fn mse_loss_is_the_op_by_op_formula_to_the_bit() {
     // Value and gradients of the one-op loss against `sub`, `square` and `mean_all` / `sum_all`,
-    // for a batch of predictions, a matrix with a tracked target, a scalar, and f64.
+    // for a batch of predictions, a matrix with a tracked target, a scalar, f64, and a vector
+    // long enough for the sum to run in parallel blocks and its gradient in parallel pieces.
     let mut rng = tensile_core::Rng::seed(12);
-    let cases: [(&[usize], DType, bool); 5] = [
+    let cases: [(&[usize], DType, bool); 6] = [
         (&[32, 1], DType::F32, false),
         (&[7, 13], DType::F32, true),
         (&[], DType::F32, true),
         (&[300], DType::F32, false),
         (&[4, 5], DType::F64, true),
+        (&[50_000], DType::F32, true),
     ];
     let bits = |t: &Tensor| -> Vec<u64> {
         let t = t.to_dtype(DType::F64).unwrap();

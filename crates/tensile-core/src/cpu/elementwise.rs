@@ -110,6 +110,26 @@ pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -
     for_each_unary!(op, run)
 }
 
+/// `g * f'(x)` with `y = f(x)` and one gradient value `g` for every element: the values of
+/// [`unary_backward`] with `g` broadcast, without the broadcast's copy.
+pub(crate) fn unary_backward_scalar<T: Float>(x: &[T], y: &[T], g: T, op: UnaryOp) -> Vec<T> {
+    macro_rules! run {
+        ($o:expr) => {{
+            par_new(
+                x.len(),
+                #[inline(always)]
+                |s, c| {
+                    let e = s + c.len();
+                    for ((d, &xv), &yv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]) {
+                        d.write(g * $o.grad(xv, yv));
+                    }
+                },
+            )
+        }};
+    }
+    for_each_unary!(op, run)
+}
+
 /// A linear layer's epilogue in place on its product `out` (rows of `bias.len()`, or of any
 /// length without a bias): `out[i, j] + bias[j]`, then the ReLU when `relu`. The same values as
 /// `binary(Add)` and then `unary(Relu)`, in one pass over memory the product just wrote and with

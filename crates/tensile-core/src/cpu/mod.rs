@@ -304,6 +304,26 @@ impl BackendStorage for CpuStorage {
         })
     }
 
+    fn unary_backward_scalar(&self, y: &Self, grad: &Self, op: UnaryOp) -> Result<Self> {
+        Ok(match (self, y, grad) {
+            (CpuStorage::F32(x), CpuStorage::F32(y), CpuStorage::F32(g)) if g.len() == 1 => {
+                CpuStorage::F32(elementwise::unary_backward_scalar(x, y, g[0], op))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y), CpuStorage::F64(g)) if g.len() == 1 => {
+                CpuStorage::F64(elementwise::unary_backward_scalar(x, y, g[0], op))
+            }
+            (_, _, g) if g.len() != 1 => {
+                let msg = format!("one gradient value expected, found {}", g.len());
+                return Err(Error::Invalid { op: "unary backward", msg });
+            }
+            (x, _, g) => return Err(Error::DTypeMismatch { op: "unary backward", lhs: x.dtype(), rhs: g.dtype() }),
+        })
+    }
+
+    fn square_sum(&self, layout: &Layout) -> Result<Self> {
+        Ok(float_map!(self, "mse_loss", |v| reduce::square_sum(v, layout)))
+    }
+
     fn relu_grad_col_sums(&self, y: Option<&Self>, n: usize) -> Result<(Option<Self>, Self)> {
         fn run<T: Float>(g: &[T], y: Option<&CpuStorage>, n: usize) -> Result<(Option<Vec<T>>, Vec<T>)> {
             let y = match y {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::PAR_MIN;
 use crate::dtype::Float;
-use crate::ops::ReduceOp;
+use crate::ops::{ReduceOp, UnaryOp};
 use crate::shape::{Layout, Shape};
 
 /// Elements summed sequentially before their partial sum joins the others.
@@ -159,6 +159,24 @@ fn run_columns<T: Float>(x: &[T], s: usize, c: &mut [T], red: usize, inner: usiz
         i += len;
         rest = tail;
     }
+}
+
+/// The sum of the squares of the elements of `layout`, as one value: the same bits as squaring
+/// them (`unary` with `Square`) and summing the result over every dimension (`reduce`), without
+/// the tensors in between (a mean squared error's forward pass).
+pub(crate) fn square_sum<T: Float>(data: &[T], layout: &Layout) -> Vec<T> {
+    let x = super::contiguous_cow(data, layout);
+    let squares: Vec<T> = crate::simd::wide(
+        #[inline(always)]
+        || x.iter().map(|&v| UnaryOp::Square.fwd(v)).collect(),
+    );
+    if layout.dims().is_empty() {
+        // A scalar: `reduce` over no dimension is a copy.
+        return squares;
+    }
+    // `reduce3` with one output and `red` = every element.
+    let big = squares.len() >= PAR_MIN && crate::threads::current() > 1;
+    vec![fold_row(&squares, ReduceOp::Sum, big)]
 }
 
 /// Reduces the sorted `dims` of `layout`; the result is contiguous in the keepdim shape.

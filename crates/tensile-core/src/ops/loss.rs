@@ -1,13 +1,15 @@
-//! Losses recorded as one op. The value is computed by the same kernels, in the same order, as
-//! the loss written op by op, and the gradient rule applies that chain's steps in reverse with
-//! the same kernels, so both are the same bits as the op-by-op version; the graph holds one
-//! node instead of five, which matters for small models, where per-op bookkeeping outweighs
-//! the arithmetic.
+//! Losses recorded as one op. The value is computed with the same arithmetic, in the same order,
+//! as the loss written op by op, and the gradient rule applies that chain's steps in reverse
+//! with the same arithmetic, so both are the same bits as the op-by-op version; the graph holds
+//! one node instead of five, and the steps in between work on storages without making tensors,
+//! which matters for small models, where per-op bookkeeping outweighs the arithmetic.
 
 use crate::autograd::no_grad;
 use crate::error::{Error, Result, invalid};
 use crate::ops::Op;
-use crate::ops::unary::{self, UnaryOp};
+use crate::ops::unary::UnaryOp;
+use crate::shape::{Layout, Shape};
+use crate::storage::BackendStorage;
 use crate::tensor::Tensor;
 
 /// `d mse`: the mean's scale (as `mul_scalar`'s gradient computes it), the sum's broadcast,
@@ -20,8 +22,20 @@ pub(crate) fn mse_backward(
     out: &Tensor,
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
-    let g = if mean { unary::input_grad(out, out, g, mean_scale(diff))? } else { g.clone() };
-    let gd = unary::input_grad(diff, diff, &g.broadcast_to(diff.shape())?, UnaryOp::Square)?;
+    // The loss's gradient is one value: scaled for the mean and applied to every element
+    // directly, without the one-element tensor and the broadcast copy in between.
+    let (out, g, diff) = (out.dense()?, g.dense()?, diff.dense()?);
+    let storage = {
+        let (gs, ds) = (g.storage(), diff.storage());
+        let scaled = if mean {
+            let os = out.storage();
+            Some(os.unary_backward(&os, &gs, mean_scale(&diff))?)
+        } else {
+            None
+        };
+        ds.unary_backward_scalar(&ds, scaled.as_ref().unwrap_or(&gs), UnaryOp::Square)?
+    };
+    let gd = Tensor::from_storage(storage, diff.shape().clone(), diff.device());
     let gt = if target.tracks_grad() { Some(gd.neg()?) } else { None };
     Ok(vec![input.tracks_grad().then_some(gd), gt])
 }
@@ -54,9 +68,12 @@ impl Tensor {
         let (diff, loss) = {
             let _untracked = no_grad();
             let diff = self.sub(target)?;
-            let sum = diff.square()?.sum_all()?;
-            let loss = if mean { sum.unary_op(mean_scale(&diff))? } else { sum };
-            (diff, loss)
+            // `square`, `sum_all` and the mean's scale on the storages: one tensor, not three.
+            let mut sum = diff.storage().square_sum(diff.layout())?;
+            if mean {
+                sum = sum.unary(&Layout::contiguous(Shape::scalar()), mean_scale(&diff))?;
+            }
+            (diff, Tensor::from_storage(sum, Shape::scalar(), self.device()))
         };
         Ok(loss.with_op(|| Op::MseLoss(self.clone(), target.clone(), diff, mean), &[self, target]))
     }
