@@ -93,26 +93,24 @@ pub(crate) fn unary<T: Float>(data: &[T], layout: &Layout, op: UnaryOp) -> Vec<T
 
 /// `g * f'(x)` with `y = f(x)`, one fused pass.
 pub(crate) fn unary_backward<T: Float>(x: &[T], y: &[T], g: &[T], op: UnaryOp) -> Vec<T> {
-    macro_rules! run {
-        ($o:expr) => {{
-            par_new(
-                x.len(),
-                #[inline(always)]
-                |s, c| {
-                    let e = s + c.len();
-                    for (((d, &xv), &yv), &gv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]).zip(&g[s..e]) {
-                        d.write(gv * $o.grad(xv, yv));
-                    }
-                },
-            )
-        }};
-    }
-    for_each_unary!(op, run)
+    grad_pass(x, y, op, |s, e| g[s..e].iter().copied())
 }
 
 /// `g * f'(x)` with `y = f(x)` and one gradient value `g` for every element: the values of
 /// [`unary_backward`] with `g` broadcast, without the broadcast's copy.
 pub(crate) fn unary_backward_scalar<T: Float>(x: &[T], y: &[T], g: T, op: UnaryOp) -> Vec<T> {
+    grad_pass(x, y, op, |s, e| std::iter::repeat_n(g, e - s))
+}
+
+/// The loop of [`unary_backward`] and [`unary_backward_scalar`]: `grads(s, e)` yields the
+/// gradients of elements `s..e`.
+#[inline(always)]
+fn grad_pass<T: Float, I: Iterator<Item = T>>(
+    x: &[T],
+    y: &[T],
+    op: UnaryOp,
+    grads: impl Fn(usize, usize) -> I + Sync,
+) -> Vec<T> {
     macro_rules! run {
         ($o:expr) => {{
             par_new(
@@ -120,8 +118,8 @@ pub(crate) fn unary_backward_scalar<T: Float>(x: &[T], y: &[T], g: T, op: UnaryO
                 #[inline(always)]
                 |s, c| {
                     let e = s + c.len();
-                    for ((d, &xv), &yv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]) {
-                        d.write(g * $o.grad(xv, yv));
+                    for (((d, &xv), &yv), gv) in c.iter_mut().zip(&x[s..e]).zip(&y[s..e]).zip(grads(s, e)) {
+                        d.write(gv * $o.grad(xv, yv));
                     }
                 },
             )
